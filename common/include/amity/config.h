@@ -54,9 +54,25 @@ typedef enum {
 
 /*  Loads options into cfg (a struct described by spec). Positional
  *  arguments (when allowed) are returned in *args (borrowed from argv),
- *  their count in *n_args. Errors are printed to stderr. */
+ *  their count in *n_args (args and n_args may be NULL); to do so argv's
+ *  entries are reordered in place. Errors are printed to stderr, --help,
+ *  --version and --check-config output to stdout. Flags: --name VALUE,
+ *  --name=VALUE, for BOOL also --name (true) and --no-name (false); "--"
+ *  ends the options. An option named "log-level" (see AMITY_OPT_LOG_LEVEL)
+ *  is checked and applied with amity_log_set_level.
+ *  cfg's previous contents are ignored (not freed). Unless the result is
+ *  AMITY_CONFIG_RUN, cfg is already freed when this returns (calling
+ *  amity_config_free again is harmless). */
 amity_config_result_t amity_config_load(const amity_config_spec_t *spec, void *cfg, int argc,
                                         char **argv, char ***args, int *n_args);
+
+/*  The option every program has, with the name the loader recognises:
+ *  { AMITY_OPT_LOG_LEVEL(my_cfg_t, log_level), ... } with a char * field. */
+#define AMITY_OPT_LOG_LEVEL(type, field)                                                    \
+    {                                                                                       \
+        "log-level", AMITY_OPT_STR, offsetof(type, field), "info", 0, 0,                    \
+            "log level: error, warn, info or debug"                                         \
+    }
 
 /*  Frees the STR and LIST fields of cfg. Idempotent. */
 void amity_config_free(const amity_config_spec_t *spec, void *cfg);

@@ -19,8 +19,12 @@ typedef struct {
 
 /*  Fills out[] with every (key, delta) that rec contributes for office;
  *  sign +1 adds the record, -1 is its exact inverse (correction/retraction).
- *  A retraction contributes nothing. Returns the count (<= AMITY_DELTAS_MAX),
- *  or AMITY_EINVAL if office is not a valid office id. */
+ *  A retraction contributes nothing. Keys whose delta would be 0 (a metric
+ *  given as 0, an amount of 0) are left out: they would change no total.
+ *  GEO is "all", then the country's region (unless the region is "", as for
+ *  AQ) and the country code when the record has a country. Returns the
+ *  count (<= AMITY_DELTAS_MAX), or AMITY_EINVAL if office is not a valid
+ *  office id, sign is not +1/-1, or rec is not a checked record. */
 int amity_keys_derive(const amity_record_t *rec, const char *office, int sign,
                       amity_delta_t out[AMITY_DELTAS_MAX]);
 

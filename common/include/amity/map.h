@@ -27,7 +27,10 @@ size_t amity_map_size(const amity_map_t *self);
 void amity_map_reset(amity_map_t *self);
 
 /*  Iteration in unspecified order: start with *pos = 0; returns 0 and
- *  fills key/value while entries remain, AMITY_ENOTFOUND at the end. */
+ *  fills key/value while entries remain, AMITY_ENOTFOUND at the end.
+ *  Keys are NUL-terminated copies (the NUL not counted in key_len), valid
+ *  until the next reset; value blocks are 8-byte aligned. No inserts
+ *  during an iteration. */
 int amity_map_next(const amity_map_t *self, size_t *pos, const char **key, size_t *key_len,
                    void **value);
 

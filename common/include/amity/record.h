@@ -115,7 +115,13 @@ typedef struct {
 
 /*  Validates fields against every rule of DOMAIN.md and fills *out.
  *  Returns 0, or AMITY_EINVAL with why set to "field: rule in words"
- *  (e.g. "date: 2017-02-30 is not a calendar date"). *out is zeroed on error. */
+ *  (e.g. "date: 2017-02-30 is not a calendar date"); the first broken rule
+ *  wins, checked in the order: unknown or repeated field names, id, rev,
+ *  retract, office, kind, date, country, metrics, amount/currency, scope,
+ *  level, note. A retraction (retract: true, rev >= 2) needs only id; its
+ *  other fields are ignored, but unknown names and a differing office are
+ *  still rejected. Quoted input in why is cut and escaped, so why is always
+ *  printable UTF-8 shorter than AMITY_WHY_MAX. *out is zeroed on error. */
 int amity_record_validate(const amity_fields_t *fields, const amity_validate_opts_t *opts,
                           amity_record_t *out, char why[AMITY_WHY_MAX]);
 
@@ -135,5 +141,18 @@ int32_t amity_days_from_civil(int y, int m, int d);
 
 /*  True when two records have the same content (every field compared). */
 bool amity_record_equal(const amity_record_t *a, const amity_record_t *b);
+
+/*  True when s[0..len) is strict UTF-8: no overlong forms, no surrogates
+ *  (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequence. NUL
+ *  bytes are valid UTF-8 (U+0000). */
+bool amity_utf8_valid(const char *s, size_t len);
+
+/*  Writes a printable, NUL-terminated, valid UTF-8 rendering of the bytes
+ *  s[0..len) into dst (dst_len >= 4), for quoting input in messages:
+ *  backslash becomes "\\", control characters, DEL, C1 controls and bytes
+ *  that are not valid UTF-8 become "\xHH", other characters (Vietnamese
+ *  included) are kept. When the rendering does not fit, it is cut at a
+ *  character boundary and ends with "...". Returns the length written. */
+size_t amity_text_sanitize(char *dst, size_t dst_len, const char *s, size_t len);
 
 #endif

@@ -20,6 +20,11 @@ typedef struct {
     bool immediate;    /**< ZMQ_IMMEDIATE */
 } amity_sock_opts_t;
 
+/*  Checks the libzmq we run against: refuses (logging why) a version older
+ *  than 4.3.3 or a build without CURVE (zmq_has("curve")). Call once at
+ *  start-up. Returns 0 or AMITY_EINVAL. */
+int amity_zmq_check(void);
+
 /*  Creates a socket of type (ZMQ_PUSH ...) with opts (NULL = defaults) and
  *  heartbeats. Returns NULL and logs on failure. */
 void *amity_sock_new(void *ctx, int type, const amity_sock_opts_t *opts);
@@ -37,10 +42,14 @@ void amity_sock_close(void **sock_p);
 bool amity_endpoint_is_loopback(const char *endpoint);
 
 /*  Receives one whole message (all frames) without blocking. Frames are
- *  copied into frames[i] (malloc'd, caller frees with amity_frames_free).
+ *  copied into frames[i] (malloc'd, caller frees with amity_frames_free);
+ *  each copy is followed by a NUL byte not counted in len, so text frames
+ *  can be used as C strings. user_id (may be NULL) receives the ZAP
+ *  "User-Id" of the message, "" when there is none (truncated to fit).
  *  Returns the frame count, 0 when nothing is waiting, AMITY_ETOOBIG when
  *  the message has more than max_frames frames (the rest is drained and
- *  dropped), AMITY_EIO/AMITY_ETERM on failure. */
+ *  dropped, nothing is left in frames), AMITY_ENOMEM (message dropped),
+ *  AMITY_EIO/AMITY_ETERM on failure. */
 typedef struct {
     void *data;
     size_t len;
@@ -48,10 +57,12 @@ typedef struct {
 
 int amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *user_id,
                            size_t user_id_len);
+/*  Frees frames[0..n) and sets their data to NULL; NULL-safe. */
 void amity_frames_free(amity_frame_t *frames, int n);
 
 /*  Sends n frames (SNDMORE on all but the last). flags: 0 or ZMQ_DONTWAIT.
- *  Returns 0, AMITY_EAGAIN (would block/dropped), AMITY_EIO. */
+ *  Returns 0, AMITY_EAGAIN (would block, or a ROUTER_MANDATORY peer is
+ *  unknown: dropped), AMITY_ETERM (context terminated), AMITY_EIO. */
 int amity_sock_send_frames(void *sock, const amity_frame_t *frames, int n, int flags);
 
 #endif

@@ -40,13 +40,18 @@ void amity_store_destroy(amity_store_t **self_p);
 typedef int (*amity_txn_fn)(amity_txn_t *txn, void *arg);
 int amity_store_update(amity_store_t *self, amity_txn_fn fn, void *arg);
 
-/*  Runs fn inside one read-only transaction (a consistent snapshot). */
+/*  Runs fn inside one read-only transaction (a consistent snapshot) and
+ *  returns fn's code (or AMITY_EIO when no transaction could begin). An
+ *  update run from inside fn cannot grow the map (AMITY_EFULL instead). */
 int amity_store_view(amity_store_t *self, amity_txn_fn fn, void *arg);
 
 /*  Database handles are indexes into opts.dbs. */
 /*  Copies the value of key into out. Returns 0, AMITY_ENOTFOUND, AMITY_EIO. */
 int amity_txn_get(amity_txn_t *txn, int db, const void *key, size_t key_len, amity_buf_t *out);
-/*  Returns 0, AMITY_EFULL (map full: amity_store_update handles it), AMITY_EIO. */
+/*  Returns 0, AMITY_EFULL (map full: amity_store_update handles it),
+ *  AMITY_EINVAL (key empty or longer than LMDB's 511 bytes, or a read-only
+ *  transaction), AMITY_EIO. After AMITY_EFULL every later call on the txn
+ *  returns AMITY_EFULL too: return it from fn. */
 int amity_txn_put(amity_txn_t *txn, int db, const void *key, size_t key_len, const void *val,
                   size_t val_len);
 /*  Returns 0 or AMITY_ENOTFOUND or AMITY_EIO. */
@@ -69,7 +74,9 @@ typedef struct {
 } amity_store_stat_t;
 int amity_store_stat(amity_store_t *self, amity_store_stat_t *out);
 
-/*  Hot copy of the environment into directory dst (mdb_env_copy2 with compaction). */
+/*  Hot copy of the environment into directory dst (mdb_env_copy2 with
+ *  compaction); dst is created when missing and must not hold a data.mdb
+ *  (AMITY_EINVAL). Returns 0, AMITY_EINVAL, AMITY_EIO. */
 int amity_store_copy(amity_store_t *self, const char *dst);
 
 #endif

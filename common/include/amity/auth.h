@@ -1,0 +1,88 @@
+/*  auth: CurveZMQ identity. Offices and subscribers are their keys.
+ *
+ *  A daemon that serves remote peers loads a directory of public
+ *  certificates (zcert format: `metadata` with `office = ID` or
+ *  `name = NAME`, optional `prefixes = a/,b/`; `curve` with `public-key`)
+ *  and answers libzmq's ZAP requests itself, from a REP socket bound at
+ *  inproc://zeromq.zap.01 that the daemon polls in its own loop. A known
+ *  key is admitted with User-Id = its Z85 public key; the application
+ *  maps that to the office or subscriber with amity_auth_peer on every
+ *  message, so a key removed by amity_auth_reload (SIGHUP) is refused from
+ *  its next connection and its live connections' messages are dropped.
+ *  Server sockets set ZMQ_ZAP_ENFORCE_DOMAIN, so with no handler running
+ *  libzmq refuses everyone.
+ */
+#ifndef AMITY_AUTH_H
+#define AMITY_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AMITY_KEY_TXT 41          /**< Z85 key text, NUL included */
+#define AMITY_PREFIXES_TXT 1024   /**< bytes of a subscriber's prefix list */
+
+typedef struct amity_auth amity_auth_t;
+
+/*  One admitted peer, from its certificate's metadata. */
+typedef struct {
+    char public_txt[AMITY_KEY_TXT];   /**< Z85 public key */
+    char name[65];                    /**< office id ("office") or subscriber name ("name") */
+    bool is_office;                   /**< the certificate names an office */
+    char prefixes[AMITY_PREFIXES_TXT];/**< allowed key prefixes, comma-separated ("" = none given) */
+} amity_peer_t;
+
+/*  A key pair as Z85 text. */
+typedef struct {
+    char public_txt[AMITY_KEY_TXT];
+    char secret_txt[AMITY_KEY_TXT];   /**< "" when only the public key is known */
+} amity_keypair_t;
+
+/*  Loads every certificate in certs_dir (files ending in "_secret" are
+ *  skipped) and binds the ZAP handler in ctx. Returns 0, AMITY_EINVAL
+ *  (directory unreadable, a malformed certificate: logged with its path),
+ *  AMITY_EIO (the handler could not bind: another one runs in ctx). */
+int amity_auth_new(amity_auth_t **out, void *ctx, const char *certs_dir);
+void amity_auth_destroy(amity_auth_t **self_p);
+
+/*  The ZAP socket to poll for ZMQ_POLLIN. */
+void *amity_auth_socket(amity_auth_t *self);
+
+/*  Answers every pending ZAP request without blocking; returns how many. */
+int amity_auth_process(amity_auth_t *self);
+
+/*  Re-reads the directory. On error the previous set stays in force. */
+int amity_auth_reload(amity_auth_t *self);
+
+/*  The admitted peer behind a User-Id, or NULL when the key is unknown or
+ *  has been removed. Borrowed until the next reload. */
+const amity_peer_t *amity_auth_peer(const amity_auth_t *self, const char *user_id);
+
+/*  True when key lies under one of peer's allowed prefixes. An office
+ *  peer with no explicit list may read "<period>/<office>/..." and
+ *  "<period>/all/..." keys; a subscriber with no list reads nothing. */
+bool amity_auth_allows(const amity_peer_t *peer, const char *key, size_t key_len);
+
+/*  Counters: handshakes admitted and refused by the handler. */
+void amity_auth_stats(const amity_auth_t *self, uint64_t *admitted, uint64_t *refused);
+size_t amity_auth_count(const amity_auth_t *self);
+
+/*  Loads a certificate file (public part, and the secret part from
+ *  path or path + "_secret" when present). Returns 0 or AMITY_EINVAL. */
+int amity_keypair_load(const char *path, amity_keypair_t *out);
+
+/*  Makes sock a CURVE server with the given secret key, ZAP domain
+ *  "amity", ZMQ_ZAP_ENFORCE_DOMAIN on. Call before bind. */
+int amity_curve_server(void *sock, const amity_keypair_t *server);
+
+/*  Makes sock a CURVE client: own key pair and the server's public key. */
+int amity_curve_client(void *sock, const amity_keypair_t *own, const char *server_public_txt);
+
+/*  Handshake failure monitor: a PAIR socket receiving sock's monitor
+ *  events; amity_monitor_process logs and counts authentication and
+ *  protocol failures (NULL mechanism, wrong server key, unknown key). */
+void *amity_monitor_new(void *ctx, void *sock, const char *name);
+/*  Returns the number of handshake failures seen in this call. */
+int amity_monitor_process(void *monitor, const char *name);
+
+#endif

@@ -1,0 +1,566 @@
+/*  auth: CurveZMQ identity — the ZAP handler, certificate directory and
+ *  key helpers (see auth.h). czmq's zcert reads and writes the zcert
+ *  format; the handler itself runs in the daemon's own poll loop.
+ */
+#include <czmq.h>
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#include "amity/auth.h"
+#include "amity/err.h"
+#include "amity/keys.h"
+#include "amity/log.h"
+
+/*  A draft option in libzmq 4.3 headers, but built into Debian's library:
+ *  without it a failing or missing handler would admit unknown keys. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN   "amity"
+#define ZAP_FRAMES_MAX 16
+
+struct amity_auth {
+    void *zap;               /* REP bound at ZAP_ENDPOINT */
+    char *dir;               /* certificate directory */
+    amity_peer_t *peers;     /* admitted peers, sorted by public key */
+    size_t n_peers;          /* entries in peers */
+    uint64_t admitted;       /* handshakes admitted */
+    uint64_t refused;        /* handshakes refused */
+};
+
+static int
+s_peer_cmp(const void *a, const void *b)
+{
+    return strcmp(((const amity_peer_t *) a)->public_txt, ((const amity_peer_t *) b)->public_txt);
+}
+
+static bool
+s_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/*  Reads one public certificate into peer. */
+static int
+s_load_peer(const char *path, amity_peer_t *peer)
+{
+    zcert_t *cert = zcert_load(path);
+    if (!cert) {
+        amity_log_error("auth: %s: not a readable zcert certificate", path);
+        return AMITY_EINVAL;
+    }
+    memset(peer, 0, sizeof *peer);
+    int rc = AMITY_EINVAL;
+    const char *pub = zcert_public_txt(cert);
+    const char *office = zcert_meta(cert, "office");
+    const char *name = zcert_meta(cert, "name");
+    const char *prefixes = zcert_meta(cert, "prefixes");
+    if (!pub || strlen(pub) != AMITY_KEY_TXT - 1 || strcmp(pub, "0000000000000000000000000000000000000000") == 0) {
+        amity_log_error("auth: %s: no curve public-key", path);
+        goto out;
+    }
+    memcpy(peer->public_txt, pub, AMITY_KEY_TXT);
+    if (office && *office) {
+        if (!amity_office_valid(office, strlen(office))) {
+            amity_log_error("auth: %s: office '%.64s' is not a valid office id", path, office);
+            goto out;
+        }
+        peer->is_office = true;
+        snprintf(peer->name, sizeof peer->name, "%s", office);
+    } else if (name && *name && strlen(name) < sizeof peer->name) {
+        snprintf(peer->name, sizeof peer->name, "%s", name);
+    } else {
+        amity_log_error("auth: %s: metadata names neither an office nor a name", path);
+        goto out;
+    }
+    if (prefixes) {
+        if (strlen(prefixes) >= sizeof peer->prefixes) {
+            amity_log_error("auth: %s: prefixes longer than %zu bytes", path, sizeof peer->prefixes - 1);
+            goto out;
+        }
+        snprintf(peer->prefixes, sizeof peer->prefixes, "%s", prefixes);
+    }
+    rc = 0;
+out:
+    zcert_destroy(&cert);
+    return rc;
+}
+
+/*  Loads the whole directory into a fresh sorted array. */
+static int
+s_load_dir(const char *dir, amity_peer_t **peers_out, size_t *n_out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        amity_log_errno("auth: cannot read certificate directory %s", dir);
+        return AMITY_EINVAL;
+    }
+    amity_peer_t *peers = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || s_has_suffix(e->d_name, "_secret")) {
+            continue;
+        }
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int) sizeof path) {
+            continue;
+        }
+        struct stat st;
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            continue;
+        }
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            amity_peer_t *p = realloc(peers, ncap * sizeof *p);
+            if (!p) {
+                rc = AMITY_ENOMEM;
+                goto fail;
+            }
+            peers = p;
+            cap = ncap;
+        }
+        rc = s_load_peer(path, &peers[n]);
+        if (rc) {
+            goto fail;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n > 1) {
+        qsort(peers, n, sizeof *peers, s_peer_cmp);
+    }
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(peers[i - 1].public_txt, peers[i].public_txt) == 0) {
+            amity_log_error("auth: %s: public key %s appears twice", dir, peers[i].public_txt);
+            free(peers);
+            return AMITY_EINVAL;
+        }
+    }
+    *peers_out = peers;
+    *n_out = n;
+    return 0;
+fail:
+    closedir(d);
+    free(peers);
+    return rc;
+}
+
+int
+amity_auth_new(amity_auth_t **out, void *ctx, const char *certs_dir)
+{
+    AMITY_ASSERT(out && ctx && certs_dir);
+    *out = NULL;
+    amity_auth_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return AMITY_ENOMEM;
+    }
+    int rc = AMITY_ENOMEM;
+    self->dir = strdup(certs_dir);
+    if (!self->dir) {
+        goto fail;
+    }
+    rc = s_load_dir(certs_dir, &self->peers, &self->n_peers);
+    if (rc) {
+        goto fail;
+    }
+    self->zap = zmq_socket(ctx, ZMQ_REP);
+    if (!self->zap) {
+        rc = AMITY_EIO;
+        goto fail;
+    }
+    int linger = 0;
+    zmq_setsockopt(self->zap, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(self->zap, ZAP_ENDPOINT) != 0) {
+        amity_log_error("auth: cannot bind the ZAP handler: %s", zmq_strerror(errno));
+        rc = AMITY_EIO;
+        goto fail;
+    }
+    amity_log_info("auth: %zu certificate(s) loaded from %s", self->n_peers, certs_dir);
+    *out = self;
+    return 0;
+fail:
+    amity_auth_destroy(&self);
+    return rc;
+}
+
+void
+amity_auth_destroy(amity_auth_t **self_p)
+{
+    AMITY_ASSERT(self_p);
+    amity_auth_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    if (self->zap) {
+        zmq_close(self->zap);
+    }
+    free(self->peers);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+void *
+amity_auth_socket(amity_auth_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->zap;
+}
+
+static const amity_peer_t *
+s_find(const amity_auth_t *self, const char *public_txt)
+{
+    amity_peer_t probe;
+    if (strlen(public_txt) != AMITY_KEY_TXT - 1) {
+        return NULL;
+    }
+    memcpy(probe.public_txt, public_txt, AMITY_KEY_TXT);
+    return bsearch(&probe, self->peers, self->n_peers, sizeof probe, s_peer_cmp);
+}
+
+static void
+s_reply(void *zap, zmq_msg_t *req_id, const char *code, const char *text, const char *user)
+{
+    zmq_send(zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(zap, zmq_msg_data(req_id), zmq_msg_size(req_id), ZMQ_SNDMORE);
+    zmq_send(zap, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(zap, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(zap, "", 0, 0);
+}
+
+/*  Handles one request already waiting on the socket. */
+static int
+s_handle_one(amity_auth_t *self)
+{
+    zmq_msg_t frames[ZAP_FRAMES_MAX];
+    int n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t scratch;
+        zmq_msg_t *m = n < ZAP_FRAMES_MAX ? &frames[n] : &scratch;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, self->zap, n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(m);
+            if (n == 0) {
+                return 0;
+            }
+            break;
+        }
+        more = zmq_msg_more(m);
+        if (n < ZAP_FRAMES_MAX) {
+            n++;
+        } else {
+            zmq_msg_close(m);
+        }
+    }
+    /* version, request id, domain, address, identity, mechanism, credentials... */
+    const char *why = NULL;
+    char key_txt[AMITY_KEY_TXT] = "";
+    char addr[64] = "?";
+    char mech[16] = "?";
+    if (n < 6) {
+        why = "malformed ZAP request";
+    } else {
+        size_t alen = zmq_msg_size(&frames[3]);
+        snprintf(addr, sizeof addr, "%.*s", (int) (alen < 63 ? alen : 63),
+                 (const char *) zmq_msg_data(&frames[3]));
+        size_t mlen = zmq_msg_size(&frames[5]);
+        snprintf(mech, sizeof mech, "%.*s", (int) (mlen < 15 ? mlen : 15),
+                 (const char *) zmq_msg_data(&frames[5]));
+        if (zmq_msg_size(&frames[0]) != 3 || memcmp(zmq_msg_data(&frames[0]), "1.0", 3) != 0) {
+            why = "unsupported ZAP version";
+        } else if (zmq_msg_size(&frames[2]) != strlen(ZAP_DOMAIN) ||
+                   memcmp(zmq_msg_data(&frames[2]), ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
+            why = "wrong ZAP domain";
+        } else if (strcmp(mech, "CURVE") != 0) {
+            why = "mechanism is not CURVE";
+        } else if (n < 7 || zmq_msg_size(&frames[6]) != 32) {
+            why = "no client key";
+        } else {
+            zmq_z85_encode(key_txt, zmq_msg_data(&frames[6]), 32);
+            if (!s_find(self, key_txt)) {
+                why = "unknown key";
+            }
+        }
+    }
+    if (n >= 2) {
+        if (why) {
+            s_reply(self->zap, &frames[1], "400", why, "");
+        } else {
+            s_reply(self->zap, &frames[1], "200", "OK", key_txt);
+        }
+    } else {
+        /* a REP socket must answer whatever it received */
+        zmq_msg_t empty;
+        zmq_msg_init(&empty);
+        s_reply(self->zap, &empty, "500", "malformed ZAP request", "");
+        zmq_msg_close(&empty);
+    }
+    if (why) {
+        self->refused++;
+        amity_log_warn("auth: refused %s client from %s: %s%s%s", mech, addr, why,
+                       key_txt[0] ? " key=" : "", key_txt);
+    } else {
+        self->admitted++;
+        const amity_peer_t *p = s_find(self, key_txt);
+        amity_log_info("auth: admitted %s from %s", p ? p->name : "?", addr);
+    }
+    for (int i = 0; i < n; i++) {
+        zmq_msg_close(&frames[i]);
+    }
+    return 1;
+}
+
+int
+amity_auth_process(amity_auth_t *self)
+{
+    AMITY_ASSERT(self);
+    int handled = 0;
+    while (handled < 256 && s_handle_one(self) == 1) {
+        handled++;
+    }
+    return handled;
+}
+
+int
+amity_auth_reload(amity_auth_t *self)
+{
+    AMITY_ASSERT(self);
+    amity_peer_t *peers = NULL;
+    size_t n = 0;
+    int rc = s_load_dir(self->dir, &peers, &n);
+    if (rc) {
+        amity_log_error("auth: reload of %s failed; keeping the %zu certificate(s) in force",
+                        self->dir, self->n_peers);
+        return rc;
+    }
+    free(self->peers);
+    self->peers = peers;
+    self->n_peers = n;
+    amity_log_info("auth: reloaded %zu certificate(s) from %s", n, self->dir);
+    return 0;
+}
+
+const amity_peer_t *
+amity_auth_peer(const amity_auth_t *self, const char *user_id)
+{
+    AMITY_ASSERT(self);
+    if (!user_id) {
+        return NULL;
+    }
+    return s_find(self, user_id);
+}
+
+static bool
+s_under(const char *key, size_t key_len, const char *prefix, size_t prefix_len)
+{
+    return prefix_len <= key_len && memcmp(key, prefix, prefix_len) == 0;
+}
+
+bool
+amity_auth_allows(const amity_peer_t *peer, const char *key, size_t key_len)
+{
+    if (!peer) {
+        return false;
+    }
+    if (peer->prefixes[0]) {
+        const char *p = peer->prefixes;
+        while (*p) {
+            while (*p == ' ' || *p == ',') {
+                p++;
+            }
+            const char *end = p;
+            while (*end && *end != ',') {
+                end++;
+            }
+            size_t len = (size_t) (end - p);
+            while (len > 0 && p[len - 1] == ' ') {
+                len--;
+            }
+            if (len == 1 && p[0] == '*') {
+                return true;
+            }
+            if (len > 0 && s_under(key, key_len, p, len)) {
+                return true;
+            }
+            p = end;
+        }
+        return false;
+    }
+    if (!peer->is_office) {
+        return false;
+    }
+    /* PERIOD/OFFICE/...: an office reads its own totals and the "all" ones */
+    const char *slash = memchr(key, '/', key_len);
+    if (!slash) {
+        return false;
+    }
+    const char *office = slash + 1;
+    size_t rest = key_len - (size_t) (office - key);
+    size_t own = strlen(peer->name);
+    if (rest > own && memcmp(office, peer->name, own) == 0 && office[own] == '/') {
+        return true;
+    }
+    return rest > 3 && memcmp(office, "all/", 4) == 0;
+}
+
+void
+amity_auth_stats(const amity_auth_t *self, uint64_t *admitted, uint64_t *refused)
+{
+    AMITY_ASSERT(self);
+    if (admitted) {
+        *admitted = self->admitted;
+    }
+    if (refused) {
+        *refused = self->refused;
+    }
+}
+
+size_t
+amity_auth_count(const amity_auth_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->n_peers;
+}
+
+int
+amity_keypair_load(const char *path, amity_keypair_t *out)
+{
+    AMITY_ASSERT(path && out);
+    memset(out, 0, sizeof *out);
+    zcert_t *cert = zcert_load(path);
+    if (!cert) {
+        amity_log_error("auth: %s: not a readable zcert certificate", path);
+        return AMITY_EINVAL;
+    }
+    snprintf(out->public_txt, sizeof out->public_txt, "%s", zcert_public_txt(cert));
+    const char *sec = zcert_secret_txt(cert);
+    if (sec && strcmp(sec, "0000000000000000000000000000000000000000") != 0) {
+        snprintf(out->secret_txt, sizeof out->secret_txt, "%s", sec);
+    }
+    zcert_destroy(&cert);
+    if (strlen(out->public_txt) != AMITY_KEY_TXT - 1 ||
+        strcmp(out->public_txt, "0000000000000000000000000000000000000000") == 0) {
+        amity_log_error("auth: %s: no curve public-key", path);
+        return AMITY_EINVAL;
+    }
+    return 0;
+}
+
+int
+amity_curve_server(void *sock, const amity_keypair_t *server)
+{
+    AMITY_ASSERT(sock && server);
+    int on = 1;
+    if (!server->secret_txt[0]) {
+        amity_log_error("auth: the server key has no secret part");
+        return AMITY_EINVAL;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &on, sizeof on) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, server->secret_txt, AMITY_KEY_TXT - 1) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &on, sizeof on) != 0) {
+        amity_log_error("auth: cannot make a CURVE server socket: %s", zmq_strerror(errno));
+        return AMITY_EIO;
+    }
+    return 0;
+}
+
+int
+amity_curve_client(void *sock, const amity_keypair_t *own, const char *server_public_txt)
+{
+    AMITY_ASSERT(sock && own && server_public_txt);
+    if (!own->secret_txt[0] || strlen(server_public_txt) != AMITY_KEY_TXT - 1) {
+        amity_log_error("auth: a CURVE client needs its secret key and the server's public key");
+        return AMITY_EINVAL;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_public_txt, AMITY_KEY_TXT - 1) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, own->public_txt, AMITY_KEY_TXT - 1) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, own->secret_txt, AMITY_KEY_TXT - 1) != 0) {
+        amity_log_error("auth: cannot make a CURVE client socket: %s", zmq_strerror(errno));
+        return AMITY_EIO;
+    }
+    return 0;
+}
+
+void *
+amity_monitor_new(void *ctx, void *sock, const char *name)
+{
+    char ep[128];
+    snprintf(ep, sizeof ep, "inproc://amity-monitor-%s-%p", name, sock);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED;
+    if (zmq_socket_monitor(sock, ep, events) != 0) {
+        amity_log_error("auth: cannot monitor %s: %s", name, zmq_strerror(errno));
+        return NULL;
+    }
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    if (!mon) {
+        return NULL;
+    }
+    int linger = 0;
+    zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(mon, ep) != 0) {
+        zmq_close(mon);
+        return NULL;
+    }
+    return mon;
+}
+
+int
+amity_monitor_process(void *monitor, const char *name)
+{
+    int failures = 0;
+    for (int i = 0; i < 256; i++) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        zmq_msg_init(&addr);
+        if (zmq_msg_more(&ev)) {
+            zmq_msg_recv(&addr, monitor, 0);
+        }
+        if (zmq_msg_size(&ev) >= 6) {
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (const uint8_t *) zmq_msg_data(&ev) + 2, 4);
+            const char *what = NULL;
+            switch (event) {
+            case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                what = "handshake failed";
+                break;
+            case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                what = "handshake failed (protocol or mechanism mismatch, e.g. no key or wrong "
+                       "server key)";
+                break;
+            case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+                what = "handshake refused by authentication";
+                break;
+            default:
+                break;
+            }
+            if (what) {
+                failures++;
+                amity_log_warn_rl(1, "%s: %s from %.*s (code %u)", name, what,
+                                  (int) zmq_msg_size(&addr), (const char *) zmq_msg_data(&addr),
+                                  (unsigned) value);
+            }
+        }
+        zmq_msg_close(&addr);
+        zmq_msg_close(&ev);
+    }
+    return failures;
+}

@@ -1,0 +1,884 @@
+/*  aggregate: the shard daemon's loop. Pulls `apply` messages, batches
+ *  their items (up to `batch` records or `batch-ms` since the first), has
+ *  apply.c commit them in one LMDB transaction, and only then publishes
+ *  the verdicts (PUB, topic = ingest id) and the changed totals (PUB);
+ *  answers snapshot requests (ROUTER) from one read transaction.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+#ifdef AMITY_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "amity/clock.h"
+#include "amity/config.h"
+#include "amity/err.h"
+#include "amity/keys.h"
+#include "amity/log.h"
+#include "amity/map.h"
+#include "amity/proto.h"
+#include "amity/signals.h"
+#include "amity/sock.h"
+
+#include "aggregate.h"
+#include "apply.h"
+
+#define S_EP_MAX          288    /* bytes of one endpoint */
+#define S_HEARTBEAT_MS    1000   /* totals heartbeat when no commit published */
+#define S_STATS_MS        10000  /* counters logged this often (when changed) */
+#define S_PUB_HWM         100000 /* verdicts and totals: a burst of commits must not drop */
+#define S_SNAP_HWM        100000 /* snapshot chunks of a large shard must not drop */
+#define S_SNAP_MAX_MSG    65536  /* a snapreq is tiny */
+#define S_SNAPREQ_PER_RUN 16     /* snapshot requests served per loop iteration */
+
+enum { S_POLL_SIG = 0, S_POLL_SNAP, S_POLL_PULL, S_POLL_N };
+
+/*  One received apply message, kept until its batch is published. */
+typedef struct {
+    amity_frame_t frame;                 /* the message bytes (owned) */
+    amity_msg_t msg;                     /* decoded: views into frame */
+    char office[AMITY_OFFICE_MAX + 1];   /* msg.office as a C string */
+} s_pending_t;
+
+/*  Counters, logged every 10 s when changed and at exit. */
+typedef struct {
+    uint64_t applied;         /* items applied (committed) */
+    uint64_t accepted;        /* verdicts accepted */
+    uint64_t duplicate;       /* verdicts duplicate */
+    uint64_t rejected;        /* verdicts rejected (conflicts included) */
+    uint64_t conflicts;       /* same rev, other content */
+    uint64_t batches;         /* commits */
+    uint64_t keys_written;    /* totals keys written */
+    uint64_t commit_us;       /* time spent in commits */
+    uint64_t commit_us_max;   /* longest commit */
+    uint64_t failed_batches;  /* commits that failed (items dropped, clients resend) */
+    uint64_t bad_input;       /* PULL messages dropped: malformed, multi-frame, wrong type, bad office */
+    uint64_t snapreqs;        /* snapshot requests served */
+    uint64_t snap_errors;     /* snapshot requests refused or cut short */
+    uint64_t send_errors;     /* publications that could not be sent */
+} s_stats_t;
+
+struct aggregate {
+    void *ctx;                      /* ZeroMQ context (borrowed) */
+    int sfd;                        /* signalfd (borrowed) */
+    uint64_t index;                 /* shard index */
+    size_t batch_max;               /* records per commit */
+    int64_t batch_ms;               /* wait since the first pending record */
+    char ep[4][S_EP_MAX];           /* apply, verdicts, totals, snapshot endpoints */
+    void *pull;                     /* apply PULL (bound at +0) */
+    void *pub_verdicts;             /* verdicts PUB (+1) */
+    void *pub_totals;               /* totals PUB (+2) */
+    void *snap;                     /* snapshot ROUTER (+3) */
+    zmq_pollitem_t poll[S_POLL_N];  /* signal fd, snapshot, apply */
+    aggregate_db_t *db;             /* the shard's state */
+
+    s_pending_t *pending;           /* received messages of the batch (capacity batch_max) */
+    size_t n_pending;               /* messages in pending */
+    aggregate_item_t *items;        /* their items, flattened in arrival order */
+    size_t n_items;                 /* items pending */
+    size_t items_cap;               /* entries allocated in items */
+    int64_t first_ms;               /* arrival of the first pending item (monotonic) */
+
+    /* publication memory, reused */
+    amity_buf_t out;                /* one encoded message */
+    amity_buf_t gkey;               /* group key: BE32(ing len) ing conn */
+    amity_map_t *groups;            /* group key -> size_t group number */
+    size_t *group_of;               /* per item: its group */
+    size_t *order;                  /* items sorted by group (stable) */
+    size_t *start;                  /* per group: first index in order (n_groups + 1) */
+    size_t grp_cap;                 /* entries allocated in group_of, order, start */
+    amity_verdict_t *vbuf;          /* verdicts of one message */
+    size_t vbuf_cap;                /* entries allocated in vbuf */
+
+    bool stopping;                  /* a stop signal arrived */
+    bool failed;                    /* the store is unusable: exit 1 */
+    int64_t last_totals_ms;         /* last totals message (commit or heartbeat) */
+    int64_t next_stats_ms;          /* next counters line */
+    s_stats_t stats;                /* counters */
+    s_stats_t logged;               /* counters as last logged */
+};
+
+int
+aggregate_endpoint(const char *base, int k, char *out, size_t out_len)
+{
+    AMITY_ASSERT(base && out && out_len > 0);
+    static const char scheme[] = "tcp://";
+    out[0] = '\0';
+    if (strncmp(base, scheme, sizeof scheme - 1) != 0 || k < 0 || k > 3) {
+        return AMITY_EINVAL;
+    }
+    const char *host = base + sizeof scheme - 1;
+    const char *colon;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (!close || close == host + 1 || close[1] != ':') {
+            return AMITY_EINVAL;
+        }
+        colon = close + 1;
+    } else {
+        colon = strrchr(host, ':');
+        if (!colon || colon == host || memchr(host, ':', (size_t)(colon - host))) {
+            return AMITY_EINVAL; /* an IPv6 host must be bracketed */
+        }
+    }
+    const char *p = colon + 1;
+    long port = 0;
+    if (*p == '\0') {
+        return AMITY_EINVAL;
+    }
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || port > 65535) {
+            return AMITY_EINVAL;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port + 3 > 65535) {
+        return AMITY_EINVAL;
+    }
+    int n = snprintf(out, out_len, "tcp://%.*s:%ld", (int)(colon - host), host, port + k);
+    if (n < 0 || (size_t)n >= out_len) {
+        out[0] = '\0';
+        return AMITY_EFULL;
+    }
+    return 0;
+}
+
+/*  Second stop signal: exit at once (installed after the first). */
+static void
+s_exit_now(int sig)
+{
+    (void)sig;
+    _exit(AMITY_EXIT_RUNTIME);
+}
+
+static void *
+s_socket(aggregate_t *self, int type, int sndhwm, int64_t max_msg, const char *ep)
+{
+    amity_sock_opts_t opts = { .max_msg = max_msg, .sndhwm = sndhwm, .linger_ms = -1 };
+    void *sock = amity_sock_new(self->ctx, type, &opts);
+    if (!sock) {
+        return NULL;
+    }
+    if (amity_sock_bind(sock, ep) < 0) {
+        amity_sock_close(&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+int
+aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *cfg)
+{
+    AMITY_ASSERT(out && ctx && cfg);
+    *out = NULL;
+    int rc = AMITY_EINVAL;
+    const char *bind = cfg->bind ? cfg->bind : "";
+    aggregate_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return AMITY_ENOMEM;
+    }
+    self->ctx = ctx;
+    self->sfd = sfd;
+    amity_buf_init(&self->out);
+    amity_buf_init(&self->gkey);
+
+    if (cfg->index < 0 || cfg->batch < 1 || cfg->batch_ms < 0 || cfg->map_size < 0) {
+        amity_log_error("index, batch, batch-ms, map-size: out of range");
+        goto fail;
+    }
+    self->index = (uint64_t)cfg->index;
+    self->batch_max = (size_t)cfg->batch;
+    self->batch_ms = cfg->batch_ms;
+    for (int k = 0; k < 4; k++) {
+        if (aggregate_endpoint(bind, k, self->ep[k], sizeof self->ep[k]) < 0) {
+            amity_log_error("bind: '%s' is not a shard base endpoint (tcp://HOST:PORT, "
+                            "PORT+3 <= 65535; IPv6 as [ADDR])",
+                            bind);
+            goto fail;
+        }
+        if (!amity_endpoint_is_loopback(self->ep[k])) {
+            amity_log_error("bind: '%s' is not a loopback endpoint; without keys (development "
+                            "mode) the shard binds loopback only",
+                            bind);
+            goto fail;
+        }
+    }
+
+    char state[4096];
+    if (cfg->state && cfg->state[0]) {
+        if (strlen(cfg->state) >= sizeof state) {
+            amity_log_error("state: path too long");
+            goto fail;
+        }
+        snprintf(state, sizeof state, "%s", cfg->state);
+    } else {
+        snprintf(state, sizeof state, "./amity-state/shard-%llu",
+                 (unsigned long long)self->index);
+    }
+
+    rc = AMITY_ENOMEM;
+    self->pending = calloc(self->batch_max, sizeof *self->pending);
+    if (!self->pending || amity_map_new(&self->groups, sizeof(size_t)) < 0) {
+        goto fail;
+    }
+    rc = aggregate_db_open(&self->db, state, (size_t)cfg->map_size, cfg->no_sync);
+    if (rc < 0) {
+        goto fail;
+    }
+
+    rc = AMITY_EIO;
+    self->pull = s_socket(self, ZMQ_PULL, 0, 0, self->ep[0]);
+    self->pub_verdicts = s_socket(self, ZMQ_PUB, S_PUB_HWM, 0, self->ep[1]);
+    self->pub_totals = s_socket(self, ZMQ_PUB, S_PUB_HWM, 0, self->ep[2]);
+    self->snap = s_socket(self, ZMQ_ROUTER, S_SNAP_HWM, S_SNAP_MAX_MSG, self->ep[3]);
+    if (!self->pull || !self->pub_verdicts || !self->pub_totals || !self->snap) {
+        goto fail;
+    }
+    self->poll[S_POLL_SIG] = (zmq_pollitem_t){ NULL, sfd, ZMQ_POLLIN, 0 };
+    self->poll[S_POLL_SNAP] = (zmq_pollitem_t){ self->snap, 0, ZMQ_POLLIN, 0 };
+    self->poll[S_POLL_PULL] = (zmq_pollitem_t){ self->pull, 0, ZMQ_POLLIN, 0 };
+
+    amity_log_info("ready shard=%llu apply=%s verdicts=%s totals=%s snapshot=%s state=%s seq=%llu "
+                   "batch=%zu batch-ms=%lld%s",
+                   (unsigned long long)self->index, self->ep[0], self->ep[1], self->ep[2],
+                   self->ep[3], state, (unsigned long long)aggregate_db_seq(self->db),
+                   self->batch_max, (long long)self->batch_ms,
+                   cfg->no_sync ? " no-sync (commits are NOT durable)" : "");
+    *out = self;
+    return 0;
+fail:
+    aggregate_destroy(&self);
+    return rc;
+}
+
+/*  Frees the pending messages. */
+static void
+s_release(aggregate_t *self)
+{
+    for (size_t i = 0; i < self->n_pending; i++) {
+        amity_msg_clear(&self->pending[i].msg);
+        amity_frames_free(&self->pending[i].frame, 1);
+    }
+    self->n_pending = 0;
+    self->n_items = 0;
+}
+
+void
+aggregate_destroy(aggregate_t **self_p)
+{
+    AMITY_ASSERT(self_p);
+    aggregate_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    if (self->pending) {
+        s_release(self);
+    }
+    amity_sock_close(&self->pull);
+    amity_sock_close(&self->pub_verdicts);
+    amity_sock_close(&self->pub_totals);
+    amity_sock_close(&self->snap);
+    aggregate_db_destroy(&self->db);
+    amity_map_destroy(&self->groups);
+    free(self->pending);
+    free(self->items);
+    free(self->group_of);
+    free(self->order);
+    free(self->start);
+    free(self->vbuf);
+    amity_buf_clear(&self->out);
+    amity_buf_clear(&self->gkey);
+    free(self);
+    *self_p = NULL;
+}
+
+static void
+s_log_stats(aggregate_t *self, const char *when)
+{
+    const s_stats_t *s = &self->stats;
+    double per_batch = s->batches ? (double)s->applied / (double)s->batches : 0.0;
+    double ms_avg = s->batches ? (double)s->commit_us / 1000.0 / (double)s->batches : 0.0;
+    amity_log_info("stats%s seq=%llu applied=%llu accepted=%llu duplicate=%llu rejected=%llu "
+                   "conflicts=%llu batches=%llu records/batch=%.1f keys_written=%llu "
+                   "commit_ms_avg=%.2f commit_ms_max=%.2f failed_batches=%llu bad_input=%llu "
+                   "snapreqs=%llu snap_errors=%llu send_errors=%llu",
+                   when, (unsigned long long)aggregate_db_seq(self->db),
+                   (unsigned long long)s->applied, (unsigned long long)s->accepted,
+                   (unsigned long long)s->duplicate, (unsigned long long)s->rejected,
+                   (unsigned long long)s->conflicts, (unsigned long long)s->batches, per_batch,
+                   (unsigned long long)s->keys_written, ms_avg,
+                   (double)s->commit_us_max / 1000.0, (unsigned long long)s->failed_batches,
+                   (unsigned long long)s->bad_input, (unsigned long long)s->snapreqs,
+                   (unsigned long long)s->snap_errors, (unsigned long long)s->send_errors);
+    self->logged = self->stats;
+}
+
+/*  Takes one received apply message into the batch, or drops it. */
+static void
+s_take(aggregate_t *self, amity_frame_t *frame)
+{
+    s_pending_t *p = &self->pending[self->n_pending];
+    char why[AMITY_WHY_MAX];
+    amity_msg_init(&p->msg);
+    if (amity_msg_decode(frame->data, frame->len, &p->msg, why, sizeof why) < 0) {
+        self->stats.bad_input++;
+        amity_log_warn_rl(10, "apply: malformed message dropped bytes=%zu: %s", frame->len, why);
+        goto drop;
+    }
+    if (p->msg.type != AMITY_MSG_APPLY) {
+        self->stats.bad_input++;
+        amity_log_warn_rl(10, "apply: unexpected '%s' message on the apply socket dropped",
+                          amity_msg_type_name(p->msg.type));
+        goto drop;
+    }
+    if (!amity_office_valid((const char *)p->msg.office.ptr, p->msg.office.len) ||
+        !amity_view_copy(p->msg.office, p->office, sizeof p->office)) {
+        self->stats.bad_input++;
+        amity_log_warn_rl(10, "apply: message with an invalid office dropped items=%zu",
+                          p->msg.n_items);
+        goto drop;
+    }
+    if (p->msg.ing.len == 0) {
+        self->stats.bad_input++;
+        amity_log_warn_rl(10, "apply: message without an ingest id dropped office=%s", p->office);
+        goto drop;
+    }
+    if (p->msg.n_items == 0) {
+        goto drop;
+    }
+    if (self->n_items + p->msg.n_items > self->items_cap) {
+        size_t cap = self->items_cap ? self->items_cap : 1024;
+        while (cap < self->n_items + p->msg.n_items) {
+            cap *= 2;
+        }
+        aggregate_item_t *items = realloc(self->items, cap * sizeof *items);
+        if (!items) {
+            amity_log_error("apply: out of memory, message dropped items=%zu", p->msg.n_items);
+            goto drop;
+        }
+        self->items = items;
+        self->items_cap = cap;
+    }
+    if (self->n_items == 0) {
+        self->first_ms = amity_clock_mono_ms();
+    }
+    for (size_t i = 0; i < p->msg.n_items; i++) {
+        const amity_item_t *in = &p->msg.items[i];
+        self->items[self->n_items++] = (aggregate_item_t){
+            .office = p->office,
+            .ing = p->msg.ing,
+            .conn = p->msg.conn,
+            .tag = in->tag,
+            .ok = in->ok,
+            .rec = in->rec,
+            .why = in->why,
+        };
+    }
+    p->frame = *frame;
+    frame->data = NULL;
+    self->n_pending++;
+    return;
+drop:
+    amity_msg_clear(&p->msg);
+    amity_frames_free(frame, 1);
+}
+
+/*  Drains the apply socket until the batch is full or nothing waits. */
+static int
+s_drain(aggregate_t *self)
+{
+    while (self->n_items < self->batch_max && self->n_pending < self->batch_max) {
+        amity_frame_t frame = { NULL, 0 };
+        int n = amity_sock_recv_frames(self->pull, &frame, 1, NULL, 0);
+        if (n == 0) {
+            break;
+        }
+        if (n == AMITY_ETOOBIG) {
+            self->stats.bad_input++;
+            amity_log_warn_rl(10, "apply: multi-frame message dropped (one frame expected)");
+            continue;
+        }
+        if (n == AMITY_ENOMEM) {
+            self->stats.bad_input++;
+            amity_log_warn_rl(10, "apply: out of memory, message dropped");
+            continue;
+        }
+        if (n < 0) {
+            return n;
+        }
+        s_take(self, &frame);
+    }
+    return 0;
+}
+
+static int
+s_send(aggregate_t *self, void *sock, const amity_frame_t *frames, int n, const char *what)
+{
+    int rc = amity_sock_send_frames(sock, frames, n, ZMQ_DONTWAIT);
+    if (rc < 0) {
+        self->stats.send_errors++;
+        amity_log_warn_rl(10, "%s: not sent: %s", what, amity_strerror(rc));
+    }
+    return rc;
+}
+
+static int
+s_reserve_groups(aggregate_t *self, size_t n)
+{
+    if (n + 1 <= self->grp_cap) {
+        return 0;
+    }
+    size_t cap = self->grp_cap ? self->grp_cap : 1024;
+    while (cap < n + 1) {
+        cap *= 2;
+    }
+    size_t *g = realloc(self->group_of, cap * sizeof *g);
+    if (!g) {
+        return AMITY_ENOMEM;
+    }
+    self->group_of = g;
+    size_t *o = realloc(self->order, cap * sizeof *o);
+    if (!o) {
+        return AMITY_ENOMEM;
+    }
+    self->order = o;
+    size_t *s = realloc(self->start, cap * sizeof *s);
+    if (!s) {
+        return AMITY_ENOMEM;
+    }
+    self->start = s;
+    self->grp_cap = cap;
+    return 0;
+}
+
+/*  One verdicts message per (ing, conn): [ing][{conn, items}], in chunks
+ *  of at most AMITY_ITEMS_MAX verdicts. items and verdicts are parallel. */
+static void
+s_publish_verdicts(aggregate_t *self, const aggregate_item_t *items,
+                   const aggregate_verdict_t *verdicts, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    if (s_reserve_groups(self, n) < 0) {
+        self->stats.send_errors++;
+        amity_log_error("verdicts: out of memory, %zu verdicts not sent (clients resend)", n);
+        return;
+    }
+    /* group number of each item, in order of first appearance */
+    amity_map_reset(self->groups);
+    size_t n_groups = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t len_be[4] = { (uint8_t)(items[i].ing.len >> 24), (uint8_t)(items[i].ing.len >> 16),
+                              (uint8_t)(items[i].ing.len >> 8), (uint8_t)items[i].ing.len };
+        amity_buf_reset(&self->gkey);
+        if (amity_buf_append(&self->gkey, len_be, sizeof len_be) < 0 ||
+            amity_buf_append(&self->gkey, items[i].ing.ptr, items[i].ing.len) < 0 ||
+            amity_buf_append(&self->gkey, items[i].conn.ptr, items[i].conn.len) < 0) {
+            goto nomem;
+        }
+        int inserted = 0;
+        size_t *g = amity_map_upsert(self->groups, self->gkey.data, self->gkey.len, &inserted);
+        if (!g) {
+            goto nomem;
+        }
+        if (inserted) {
+            *g = n_groups++;
+        }
+        self->group_of[i] = *g;
+    }
+    /* stable counting sort of the items by group */
+    memset(self->start, 0, (n_groups + 1) * sizeof *self->start);
+    for (size_t i = 0; i < n; i++) {
+        self->start[self->group_of[i] + 1]++;
+    }
+    for (size_t g = 0; g < n_groups; g++) {
+        self->start[g + 1] += self->start[g];
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* start[g] walks forward while filling; restored below */
+        self->order[self->start[self->group_of[i]]++] = i;
+    }
+    for (size_t g = n_groups; g > 0; g--) {
+        self->start[g] = self->start[g - 1];
+    }
+    self->start[0] = 0;
+
+    if (self->vbuf_cap < AMITY_ITEMS_MAX) {
+        amity_verdict_t *v = realloc(self->vbuf, AMITY_ITEMS_MAX * sizeof *v);
+        if (!v) {
+            goto nomem;
+        }
+        self->vbuf = v;
+        self->vbuf_cap = AMITY_ITEMS_MAX;
+    }
+    for (size_t g = 0; g < n_groups; g++) {
+        size_t first = self->start[g];
+        size_t end = self->start[g + 1];
+        const aggregate_item_t *head = &items[self->order[first]];
+        while (first < end) {
+            size_t k = 0;
+            for (; first < end && k < AMITY_ITEMS_MAX; first++, k++) {
+                size_t i = self->order[first];
+                self->vbuf[k] = (amity_verdict_t){
+                    .tag = items[i].tag,
+                    .status = verdicts[i].status,
+                    .why = verdicts[i].why,
+                };
+            }
+            amity_msg_t m;
+            amity_msg_init(&m);
+            m.type = AMITY_MSG_VERDICTS;
+            m.ing = head->ing;
+            m.conn = head->conn;
+            m.n_verdicts = k;
+            m.verdicts = self->vbuf;
+            amity_buf_reset(&self->out);
+            if (amity_msg_encode(&m, &self->out) < 0) {
+                self->stats.send_errors++;
+                amity_log_error("verdicts: cannot encode %zu verdicts", k);
+                continue;
+            }
+            amity_frame_t frames[2] = {
+                { (void *)(uintptr_t)head->ing.ptr, head->ing.len },
+                { self->out.data, self->out.len },
+            };
+            (void)s_send(self, self->pub_verdicts, frames, 2, "verdicts");
+        }
+    }
+    return;
+nomem:
+    self->stats.send_errors++;
+    amity_log_error("verdicts: out of memory, %zu verdicts not sent (clients resend)", n);
+}
+
+/*  A totals message: the changed keys of a commit, or (n_kv 0) the heartbeat. */
+static void
+s_publish_totals(aggregate_t *self, uint64_t seq, const amity_kv_t *kv, size_t n_kv)
+{
+    amity_msg_t m;
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_TOTALS;
+    m.shard = self->index;
+    m.seq = seq;
+    m.n_kv = n_kv;
+    m.kv = (amity_kv_t *)(uintptr_t)kv;
+    amity_buf_reset(&self->out);
+    if (amity_msg_encode(&m, &self->out) < 0) {
+        self->stats.send_errors++;
+        amity_log_error("totals: cannot encode seq=%llu keys=%zu", (unsigned long long)seq, n_kv);
+        return;
+    }
+    amity_frame_t frame = { self->out.data, self->out.len };
+    (void)s_send(self, self->pub_totals, &frame, 1, "totals");
+    self->last_totals_ms = amity_clock_mono_ms();
+}
+
+/*  Commits the pending items (in as many transactions as the totals
+ *  message bound requires), then publishes. A failed commit sends no
+ *  verdict: the clients resend. */
+static void
+s_commit(aggregate_t *self)
+{
+    size_t off = 0;
+    while (off < self->n_items) {
+        const aggregate_result_t *r = NULL;
+        struct timespec ts0, ts1;
+        clock_gettime(CLOCK_MONOTONIC, &ts0);
+        int rc = aggregate_apply_batch(self->db, self->items + off, self->n_items - off, &r);
+        clock_gettime(CLOCK_MONOTONIC, &ts1);
+        if (rc < 0) {
+            self->stats.failed_batches++;
+            amity_log_error("commit failed, %zu records not counted (clients resend): %s",
+                            self->n_items - off, amity_strerror(rc));
+            if (rc == AMITY_EIO || rc == AMITY_EFULL) {
+                self->failed = true;
+            }
+            break;
+        }
+        int64_t us = (int64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000 +
+                     (int64_t)(ts1.tv_nsec - ts0.tv_nsec) / 1000;
+        uint64_t commit_us = us < 0 ? 0 : (uint64_t)us;
+        self->stats.batches++;
+        self->stats.commit_us += commit_us;
+        if (commit_us > self->stats.commit_us_max) {
+            self->stats.commit_us_max = commit_us;
+        }
+        self->stats.applied += r->n_done;
+        self->stats.accepted += r->n_accepted;
+        self->stats.duplicate += r->n_duplicate;
+        self->stats.rejected += r->n_rejected;
+        self->stats.conflicts += r->n_conflicts;
+        self->stats.keys_written += r->n_kv;
+
+        s_publish_verdicts(self, self->items + off, r->verdicts, r->n_done);
+        if (r->n_kv > 0) {
+            s_publish_totals(self, r->seq, r->kv, r->n_kv);
+        }
+        amity_log_debug("commit seq=%llu records=%zu keys=%zu us=%llu",
+                        (unsigned long long)r->seq, r->n_done, r->n_kv,
+                        (unsigned long long)commit_us);
+        off += r->n_done;
+    }
+    s_release(self);
+}
+
+/*  Snapshot reply: the routing envelope of the request and its id. */
+typedef struct {
+    aggregate_t *self;
+    const amity_frame_t *env;   /* routing id [, empty delimiter] */
+    int n_env;
+    uint64_t req;
+} s_snapctx_t;
+
+static int
+s_send_reply(aggregate_t *self, const amity_frame_t *env, int n_env, const amity_msg_t *m)
+{
+    amity_buf_reset(&self->out);
+    int rc = amity_msg_encode(m, &self->out);
+    if (rc < 0) {
+        amity_log_error("snapshot: cannot encode a '%s' reply", amity_msg_type_name(m->type));
+        return rc;
+    }
+    amity_frame_t frames[3];
+    for (int i = 0; i < n_env; i++) {
+        frames[i] = env[i];
+    }
+    frames[n_env] = (amity_frame_t){ self->out.data, self->out.len };
+    return s_send(self, self->snap, frames, n_env + 1, "snapshot");
+}
+
+static int
+s_snap_chunk(uint64_t seq, const amity_kv_t *kv, size_t n_kv, bool more, void *arg)
+{
+    s_snapctx_t *c = arg;
+    amity_msg_t m;
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_SNAP;
+    m.req = c->req;
+    m.shard = c->self->index;
+    m.seq = seq;
+    m.more = more;
+    m.n_kv = n_kv;
+    m.kv = (amity_kv_t *)(uintptr_t)kv;
+    return s_send_reply(c->self, c->env, c->n_env, &m);
+}
+
+static void
+s_reply_error(aggregate_t *self, const amity_frame_t *env, int n_env, uint64_t req,
+              const char *why)
+{
+    amity_msg_t m;
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_ERROR;
+    m.req = req;
+    m.why = amity_view_str(why);
+    (void)s_send_reply(self, env, n_env, &m);
+}
+
+/*  Serves one snapshot request, if one waits. Returns 1 when one was
+ *  handled, 0 when none waited, negative on a socket failure. */
+static int
+s_serve_one(aggregate_t *self)
+{
+    amity_frame_t f[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
+    int n = amity_sock_recv_frames(self->snap, f, 3, NULL, 0);
+    if (n == 0) {
+        return 0;
+    }
+    if (n == AMITY_ETOOBIG || n == AMITY_ENOMEM) {
+        self->stats.snap_errors++;
+        amity_log_warn_rl(10, "snapshot: message dropped: %s", amity_strerror(n));
+        return 1;
+    }
+    if (n < 0) {
+        return n;
+    }
+    /* [id][body] from a DEALER, [id][""][body] from a REQ-style peer */
+    int n_env = n - 1;
+    const amity_frame_t *body = &f[n - 1];
+    char why[AMITY_WHY_MAX];
+    amity_msg_t m;
+    amity_msg_init(&m);
+    if (n < 2 || (n == 3 && f[1].len != 0)) {
+        self->stats.snap_errors++;
+        amity_log_warn_rl(10, "snapshot: unexpected %d-frame message dropped", n);
+        goto out;
+    }
+    if (amity_msg_decode(body->data, body->len, &m, why, sizeof why) < 0) {
+        self->stats.snap_errors++;
+        amity_log_warn_rl(10, "snapshot: malformed request: %s", why);
+        s_reply_error(self, f, n_env, 0, why);
+        goto out;
+    }
+    if (m.type != AMITY_MSG_SNAPREQ) {
+        self->stats.snap_errors++;
+        snprintf(why, sizeof why, "t: '%s' is not served here (snapreq expected)",
+                 amity_msg_type_name(m.type));
+        amity_log_warn_rl(10, "snapshot: %s", why);
+        s_reply_error(self, f, n_env, m.req, why);
+        goto out;
+    }
+    s_snapctx_t c = { .self = self, .env = f, .n_env = n_env, .req = m.req };
+    int rc = aggregate_db_snapshot(self->db, m.prefix.ptr, m.prefix.len, AGGREGATE_SNAP_CHUNK,
+                                   s_snap_chunk, &c);
+    if (rc < 0) {
+        self->stats.snap_errors++;
+        amity_log_warn_rl(10, "snapshot: req=%llu cut short: %s", (unsigned long long)m.req,
+                          amity_strerror(rc));
+        if (rc != AMITY_EAGAIN && rc != AMITY_ETERM && rc != AMITY_EIO) {
+            s_reply_error(self, f, n_env, m.req, "snapshot failed; retry");
+        }
+        if (rc == AMITY_EIO) {
+            /* a read transaction failing means the store is unusable */
+            self->failed = true;
+        }
+        goto out;
+    }
+    self->stats.snapreqs++;
+    amity_log_debug("snapshot served req=%llu prefix=%.*s", (unsigned long long)m.req,
+                    (int)m.prefix.len, (const char *)m.prefix.ptr);
+out:
+    amity_msg_clear(&m);
+    amity_frames_free(f, n);
+    return 1;
+}
+
+static void
+s_on_signal(aggregate_t *self)
+{
+    for (;;) {
+        int sig = amity_signals_read(self->sfd);
+        if (sig <= 0) {
+            return;
+        }
+        if (sig == SIGHUP) {
+            amity_log_info("SIGHUP received (nothing to reload yet)");
+            continue;
+        }
+        if (self->stopping) {
+            amity_log_warn("second signal %d, exiting now", sig);
+            _exit(AMITY_EXIT_RUNTIME);
+        }
+        amity_log_info("signal %d: stopping (committing %zu pending records)", sig,
+                       self->n_items);
+        self->stopping = true;
+        /* from now on a second INT/TERM ends the process at once, even
+         * while the last commit or zmq_ctx_term runs */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = s_exit_now;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+    }
+}
+
+static long
+s_timeout(const aggregate_t *self, int64_t now)
+{
+    int64_t t = self->next_stats_ms - now;
+    int64_t hb = self->last_totals_ms + S_HEARTBEAT_MS - now;
+    if (hb < t) {
+        t = hb;
+    }
+    if (self->n_items > 0) {
+        int64_t b = self->first_ms + self->batch_ms - now;
+        if (b < t) {
+            t = b;
+        }
+    }
+    return t < 0 ? 0 : (long)t;
+}
+
+int
+aggregate_run(aggregate_t *self)
+{
+    AMITY_ASSERT(self);
+    int rc = 0;
+    int64_t now = amity_clock_mono_ms();
+    self->next_stats_ms = now + S_STATS_MS;
+    /* announce the current seq at once: notify learns it without waiting */
+    s_publish_totals(self, aggregate_db_seq(self->db), NULL, 0);
+#ifdef AMITY_HAVE_SYSTEMD
+    sd_notify(0, "READY=1");
+#endif
+    while (!self->stopping && !self->failed) {
+        now = amity_clock_mono_ms();
+        if (zmq_poll(self->poll, S_POLL_N, s_timeout(self, now)) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == ETERM) {
+                break;
+            }
+            amity_log_errno("zmq_poll failed");
+            rc = AMITY_EIO;
+            break;
+        }
+        if (self->poll[S_POLL_SIG].revents & ZMQ_POLLIN) {
+            s_on_signal(self);
+        }
+        if (!self->stopping && (self->poll[S_POLL_SNAP].revents & ZMQ_POLLIN)) {
+            for (int i = 0; i < S_SNAPREQ_PER_RUN; i++) {
+                int n = s_serve_one(self);
+                if (n <= 0) {
+                    if (n < 0) {
+                        amity_log_error("snapshot socket failed: %s", amity_strerror(n));
+                        rc = AMITY_EIO;
+                        self->failed = true;
+                    }
+                    break;
+                }
+            }
+        }
+        if (!self->stopping && (self->poll[S_POLL_PULL].revents & ZMQ_POLLIN)) {
+            int drc = s_drain(self);
+            if (drc < 0 && drc != AMITY_ETERM) {
+                amity_log_error("apply socket failed: %s", amity_strerror(drc));
+                rc = AMITY_EIO;
+                self->failed = true;
+            }
+        }
+        now = amity_clock_mono_ms();
+        if (self->n_items > 0 &&
+            (self->stopping || self->n_items >= self->batch_max ||
+             self->n_pending >= self->batch_max || now - self->first_ms >= self->batch_ms)) {
+            s_commit(self);
+            now = amity_clock_mono_ms();
+        }
+        if (now - self->last_totals_ms >= S_HEARTBEAT_MS && !self->stopping) {
+            s_publish_totals(self, aggregate_db_seq(self->db), NULL, 0);
+        }
+        if (now >= self->next_stats_ms) {
+            if (memcmp(&self->stats, &self->logged, sizeof self->stats) != 0) {
+                s_log_stats(self, "");
+            }
+            self->next_stats_ms = now + S_STATS_MS;
+        }
+    }
+    if (self->n_items > 0 && !self->failed) {
+        s_commit(self);
+    }
+    s_release(self);
+    if (self->failed) {
+        rc = AMITY_EIO;
+    }
+#ifdef AMITY_HAVE_SYSTEMD
+    sd_notify(0, "STOPPING=1");
+#endif
+    s_log_stats(self, " final");
+    return rc;
+}

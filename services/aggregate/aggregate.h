@@ -1,0 +1,46 @@
+/*  aggregate: one shard of amity's state. Pulls `apply` messages from the
+ *  validators, folds them into LMDB in batches (apply.h), and only after
+ *  each durable commit publishes the verdicts (to ingest) and the changed
+ *  totals (to notify); serves totals snapshots to notify.
+ */
+#ifndef AMITY_AGGREGATE_H
+#define AMITY_AGGREGATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct aggregate aggregate_t;
+
+/*  Options (section [aggregate]). */
+typedef struct {
+    char *bind;          /**< shard base endpoint tcp://HOST:PORT (PORT+0..+3 are bound) */
+    int64_t index;       /**< this shard's position in the `shards` list */
+    char *state;         /**< LMDB directory ("" = ./amity-state/shard-<index>) */
+    int64_t batch;       /**< most records in one commit */
+    int64_t batch_ms;    /**< longest wait since the first pending record */
+    bool no_sync;        /**< commits without fsync: benchmarks only */
+    int64_t map_size;    /**< initial LMDB map size in bytes (0 = store default) */
+    char *log_level;     /**< error|warn|info|debug */
+} aggregate_config_t;
+
+/*  The shard's endpoint number k (0 apply, 1 verdicts, 2 totals,
+ *  3 snapshots) from its base "tcp://HOST:PORT": "tcp://HOST:PORT+k".
+ *  IPv6 hosts are bracketed ("tcp://[::1]:7710"). Returns 0, AMITY_EINVAL
+ *  (not tcp://HOST:PORT, port out of range) or AMITY_EFULL (out too small). */
+int aggregate_endpoint(const char *base, int k, char *out, size_t out_len);
+
+/*  Opens the store, creates and binds the four sockets in ctx (borrowed)
+ *  and polls sfd (from amity_signals_open, borrowed). Returns 0,
+ *  AMITY_EINVAL (bad option: logged naming it), AMITY_EIO, AMITY_ENOMEM. */
+int aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *cfg);
+
+/*  Runs the loop until SIGINT/SIGTERM (the pending batch is committed and
+ *  published first). Returns 0 on a clean stop, AMITY_EIO when the store
+ *  or ZeroMQ failed (the supervisor should restart the shard). */
+int aggregate_run(aggregate_t *self);
+
+/*  Closes the sockets (linger AMITY_LINGER_MS) and the store. */
+void aggregate_destroy(aggregate_t **self_p);
+
+#endif

@@ -1,0 +1,835 @@
+/*  aggregate/apply: folds validated records into the shard's LMDB totals,
+ *  one write transaction per batch. No sockets here: the daemon loop
+ *  (aggregate.c) feeds batches in and publishes what a commit returns.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "amity/clock.h"
+#include "amity/err.h"
+#include "amity/keys.h"
+#include "amity/log.h"
+#include "amity/map.h"
+
+#include "apply.h"
+
+/*  Records key: office (<= 64) "\0" id (<= 128). */
+#define S_RECORD_KEY_MAX (AMITY_OFFICE_MAX + 1 + AMITY_ID_MAX)
+/*  Rejects key: office "\0" BE64(ms) BE32(counter). */
+#define S_REJECT_KEY_MAX (AMITY_OFFICE_MAX + 1 + 8 + 4)
+
+/*  Per totals key while a batch runs. */
+typedef struct {
+    int64_t delta; /* coalesced change of this batch */
+    int64_t total; /* absolute value after the batch (set when written) */
+} s_acc_t;
+
+struct aggregate_db {
+    amity_store_t *store;           /* the shard's LMDB environment */
+    uint64_t seq;                   /* last committed seq */
+    uint32_t n_rejects;             /* counter in rejects keys (same-ms uniqueness) */
+
+    /* the batch being applied (borrowed for one aggregate_apply_batch) */
+    const aggregate_item_t *items;  /* input */
+    size_t n_items;                 /* input count */
+
+    /* per-batch memory, reused across batches */
+    amity_map_t *acc;               /* totals key -> s_acc_t */
+    size_t acc_bytes;               /* estimated encoded size of acc's keys in a totals message */
+    aggregate_verdict_t *verdicts;  /* one per item */
+    size_t *why_off;                /* per verdict: offset of its reason in `text`, or SIZE_MAX */
+    size_t verdicts_cap;            /* entries allocated in verdicts and why_off */
+    amity_buf_t text;               /* reasons written by this batch */
+    amity_kv_t *kv;                 /* changed totals of the result */
+    size_t kv_cap;                  /* entries allocated in kv */
+    aggregate_result_t result;      /* what the last batch did */
+    uint64_t txn_seq;               /* seq as the running txn leaves it */
+
+    /* scratch */
+    amity_buf_t old;                /* stored record bytes */
+    amity_buf_t val;                /* value read from totals / meta */
+    amity_buf_t enc;                /* encoded reject value */
+    amity_record_t rec_new;         /* decoded incoming record */
+    amity_record_t rec_old;         /* decoded stored record */
+    amity_fields_t fields;          /* fields of a rejected record / reject value */
+    amity_delta_t d_new[AMITY_DELTAS_MAX]; /* contribution of the incoming record */
+    amity_delta_t d_old[AMITY_DELTAS_MAX]; /* contribution of the stored one (negated) */
+
+    /* snapshot chunk */
+    amity_kv_t *snap_kv;            /* chunk entries (key views fixed up before the callback) */
+    size_t *snap_off;               /* offsets of the chunk's keys in snap_keys */
+    size_t snap_cap;                /* entries allocated */
+    amity_buf_t snap_keys;          /* the chunk's key bytes */
+};
+
+void
+aggregate_be64_put(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)(v & 0xffu);
+        v >>= 8;
+    }
+}
+
+uint64_t
+aggregate_be64_get(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        v = (v << 8) | in[i];
+    }
+    return v;
+}
+
+/*  int64 from its two's complement bit pattern, without implementation-defined conversion. */
+static int64_t
+s_i64_from_u64(uint64_t u)
+{
+    if (u <= (uint64_t)INT64_MAX) {
+        return (int64_t)u;
+    }
+    return -(int64_t)(~u) - 1;
+}
+
+/*  a + b, saturated (an overflow is logged: totals are then no longer exact). */
+static int64_t
+s_add_sat(int64_t a, int64_t b, const char *key)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        amity_log_warn_rl(10, "totals overflow, value saturated key=%s", key);
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    }
+    return r;
+}
+
+/*  mkdir -p of dir's parents and dir itself (mode 0700). */
+static int
+s_mkdirs(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(dir);
+    if (len == 0 || len >= sizeof path) {
+        return AMITY_EINVAL;
+    }
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] == '/' || path[i] == '\0') {
+            char c = path[i];
+            path[i] = '\0';
+            if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+                amity_log_errno("cannot create state directory path=%s", path);
+                return AMITY_EIO;
+            }
+            path[i] = c;
+        }
+    }
+    return 0;
+}
+
+static int
+s_get_u64(amity_txn_t *txn, amity_buf_t *val, const char *name, uint64_t *out)
+{
+    int rc = amity_txn_get(txn, AGGREGATE_DB_META, name, strlen(name), val);
+    if (rc == AMITY_ENOTFOUND) {
+        *out = 0;
+        return rc;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    if (val->len != 8) {
+        amity_log_error("state: meta %s has %zu bytes, expected 8", name, val->len);
+        return AMITY_EIO;
+    }
+    *out = aggregate_be64_get(val->data);
+    return 0;
+}
+
+static int
+s_put_u64(amity_txn_t *txn, const char *name, uint64_t v)
+{
+    uint8_t be[8];
+    aggregate_be64_put(be, v);
+    return amity_txn_put(txn, AGGREGATE_DB_META, name, strlen(name), be, sizeof be);
+}
+
+/*  Open-time txn: format check (written on a new store), seq read. */
+static int
+s_txn_init(amity_txn_t *txn, void *arg)
+{
+    aggregate_db_t *self = arg;
+    uint64_t format = 0;
+    int rc = s_get_u64(txn, &self->val, "format", &format);
+    if (rc == AMITY_ENOTFOUND) {
+        rc = s_put_u64(txn, "format", AGGREGATE_FORMAT);
+    } else if (rc == 0 && format != AGGREGATE_FORMAT) {
+        amity_log_error("state: store format %llu is not supported (this build reads %d)",
+                        (unsigned long long)format, AGGREGATE_FORMAT);
+        rc = AMITY_EINVAL;
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    rc = s_get_u64(txn, &self->val, "seq", &self->seq);
+    return rc == AMITY_ENOTFOUND ? 0 : rc;
+}
+
+int
+aggregate_db_open(aggregate_db_t **out, const char *dir, size_t map_size, bool no_sync)
+{
+    AMITY_ASSERT(out && dir);
+    *out = NULL;
+    aggregate_db_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        return AMITY_ENOMEM;
+    }
+    amity_buf_init(&self->text);
+    amity_buf_init(&self->old);
+    amity_buf_init(&self->val);
+    amity_buf_init(&self->enc);
+    amity_buf_init(&self->snap_keys);
+    int rc = amity_map_new(&self->acc, sizeof(s_acc_t));
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = s_mkdirs(dir);
+    if (rc < 0) {
+        goto fail;
+    }
+    amity_store_opts_t opts = {
+        .map_size = map_size,
+        .no_sync = no_sync,
+        .n_dbs = 4,
+        .dbs = { "records", "totals", "rejects", "meta" },
+    };
+    rc = amity_store_open(&self->store, dir, &opts);
+    if (rc < 0) {
+        goto fail;
+    }
+    rc = amity_store_update(self->store, s_txn_init, self);
+    if (rc < 0) {
+        if (rc != AMITY_EINVAL) {
+            amity_log_error("state: cannot initialise dir=%s: %s", dir, amity_strerror(rc));
+        }
+        goto fail;
+    }
+    *out = self;
+    return 0;
+fail:
+    aggregate_db_destroy(&self);
+    return rc;
+}
+
+void
+aggregate_db_destroy(aggregate_db_t **self_p)
+{
+    AMITY_ASSERT(self_p);
+    aggregate_db_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    amity_store_destroy(&self->store);
+    amity_map_destroy(&self->acc);
+    free(self->verdicts);
+    free(self->why_off);
+    free(self->kv);
+    free(self->snap_kv);
+    free(self->snap_off);
+    amity_buf_clear(&self->text);
+    amity_buf_clear(&self->old);
+    amity_buf_clear(&self->val);
+    amity_buf_clear(&self->enc);
+    amity_buf_clear(&self->snap_keys);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t
+aggregate_db_seq(const aggregate_db_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->seq;
+}
+
+amity_store_t *
+aggregate_db_store(aggregate_db_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->store;
+}
+
+/*  Grows the per-item arrays to hold n entries. */
+static int
+s_reserve_items(aggregate_db_t *self, size_t n)
+{
+    if (n <= self->verdicts_cap) {
+        return 0;
+    }
+    size_t cap = self->verdicts_cap ? self->verdicts_cap : 256;
+    while (cap < n) {
+        cap *= 2;
+    }
+    aggregate_verdict_t *v = realloc(self->verdicts, cap * sizeof *v);
+    if (!v) {
+        return AMITY_ENOMEM;
+    }
+    self->verdicts = v;
+    size_t *o = realloc(self->why_off, cap * sizeof *o);
+    if (!o) {
+        return AMITY_ENOMEM;
+    }
+    self->why_off = o;
+    self->verdicts_cap = cap;
+    return 0;
+}
+
+static void
+s_count(aggregate_db_t *self, amity_verdict_status_t status)
+{
+    switch (status) {
+    case AMITY_VERDICT_ACCEPTED:
+        self->result.n_accepted++;
+        break;
+    case AMITY_VERDICT_DUPLICATE:
+        self->result.n_duplicate++;
+        break;
+    default:
+        self->result.n_rejected++;
+        break;
+    }
+}
+
+/*  Sets verdict i to status, without a reason of its own. */
+static int
+s_verdict(aggregate_db_t *self, size_t i, amity_verdict_status_t status)
+{
+    aggregate_verdict_t *v = &self->verdicts[i];
+    v->status = status;
+    v->why.ptr = NULL;
+    v->why.len = 0;
+    self->why_off[i] = SIZE_MAX;
+    s_count(self, status);
+    return 0;
+}
+
+/*  Sets verdict i to rejected with a reason formatted into the batch's
+ *  text (an offset now: text may move until the batch ends). */
+static int
+s_reject(aggregate_db_t *self, size_t i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+s_reject(aggregate_db_t *self, size_t i, const char *fmt, ...)
+{
+    char why[AMITY_WHY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : ((size_t)n >= sizeof why ? sizeof why - 1 : (size_t)n);
+    s_verdict(self, i, AMITY_VERDICT_REJECTED);
+    self->why_off[i] = self->text.len;
+    self->verdicts[i].why.len = len;
+    return amity_buf_append(&self->text, why, len);
+}
+
+/*  Adds deltas[0 .. n) to the batch's coalesced deltas. */
+static int
+s_accumulate(aggregate_db_t *self, const amity_delta_t *deltas, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const amity_delta_t *d = &deltas[i];
+        size_t key_len = strnlen(d->key, sizeof d->key);
+        int inserted = 0;
+        s_acc_t *acc = amity_map_upsert(self->acc, d->key, key_len, &inserted);
+        if (!acc) {
+            return AMITY_ENOMEM;
+        }
+        if (inserted) {
+            /* str header + key + int64 */
+            self->acc_bytes += key_len + 2 + 9;
+        }
+        acc->delta = s_add_sat(acc->delta, d->delta, d->key);
+    }
+    return 0;
+}
+
+/*  Keeps a rejected record for the operator: rejects[office "\0" BE64(ms)
+ *  BE32(n)] = msgpack {v:1, id, why, ts, rec:bin}, encoded by proto's field
+ *  encoder (the only msgpack writer services may use). */
+static int
+s_put_reject(aggregate_db_t *self, amity_txn_t *txn, const char *office, const char *id,
+             size_t id_len, const char *why, size_t why_len, amity_view_t rec)
+{
+    int64_t now = amity_clock_wall_ms();
+    uint64_t ts = now < 0 ? 0 : (uint64_t)now;
+    uint8_t key[S_REJECT_KEY_MAX];
+    size_t office_len = strlen(office);
+    memcpy(key, office, office_len);
+    key[office_len] = '\0';
+    aggregate_be64_put(key + office_len + 1, ts);
+    uint32_t n = self->n_rejects++;
+    uint8_t *p = key + office_len + 1 + 8;
+    p[0] = (uint8_t)(n >> 24);
+    p[1] = (uint8_t)(n >> 16);
+    p[2] = (uint8_t)(n >> 8);
+    p[3] = (uint8_t)n;
+
+    amity_fields_t *f = &self->fields;
+    f->n_fields = 5;
+    f->fields[0] = (amity_field_t){ .name = "v", .name_len = 1,
+                                    .val = { .type = AMITY_VAL_UINT, .as.u = 1 } };
+    f->fields[1] = (amity_field_t){ .name = "id", .name_len = 2,
+                                    .val = { .type = AMITY_VAL_STR,
+                                             .as.s = { .ptr = id, .len = id_len } } };
+    f->fields[2] = (amity_field_t){ .name = "why", .name_len = 3,
+                                    .val = { .type = AMITY_VAL_STR,
+                                             .as.s = { .ptr = why, .len = why_len } } };
+    f->fields[3] = (amity_field_t){ .name = "ts", .name_len = 2,
+                                    .val = { .type = AMITY_VAL_UINT, .as.u = ts } };
+    f->fields[4] = (amity_field_t){ .name = "rec", .name_len = 3,
+                                    .val = { .type = AMITY_VAL_BIN,
+                                             .as.s = { .ptr = (const char *)rec.ptr,
+                                                       .len = rec.len } } };
+    amity_buf_reset(&self->enc);
+    int rc = amity_fields_encode(f, &self->enc);
+    if (rc < 0) {
+        return rc == AMITY_ENOMEM ? rc : AMITY_EIO;
+    }
+    rc = amity_txn_put(txn, AGGREGATE_DB_REJECTS, key, office_len + 1 + 8 + 4, self->enc.data,
+                       self->enc.len);
+    if (rc == 0) {
+        self->result.n_rejects_written++;
+    }
+    return rc;
+}
+
+/*  The id of a record the validator rejected, when it has a string one. */
+static void
+s_rejected_id(aggregate_db_t *self, amity_view_t rec, const char **id, size_t *id_len)
+{
+    char why[64];
+    *id = "";
+    *id_len = 0;
+    if (amity_fields_decode(rec.ptr, rec.len, &self->fields, why, sizeof why) < 0) {
+        return;
+    }
+    for (size_t i = 0; i < self->fields.n_fields; i++) {
+        const amity_field_t *f = &self->fields.fields[i];
+        if (f->name_len == 2 && memcmp(f->name, "id", 2) == 0 && f->val.type == AMITY_VAL_STR) {
+            *id = f->val.as.s.ptr;
+            *id_len = f->val.as.s.len > AMITY_ID_MAX ? AMITY_ID_MAX : f->val.as.s.len;
+            return;
+        }
+    }
+}
+
+/*  A record the validator rejected: kept in rejects, verdict rejected. */
+static int
+s_apply_rejected(aggregate_db_t *self, amity_txn_t *txn, size_t i)
+{
+    const aggregate_item_t *it = &self->items[i];
+    const char *id;
+    size_t id_len;
+    s_rejected_id(self, it->rec, &id, &id_len);
+    /* copy: the fields' views end with the next decode, the reason does not */
+    char id_copy[AMITY_ID_MAX];
+    memcpy(id_copy, id, id_len);
+    int rc = s_put_reject(self, txn, it->office, id_copy, id_len, (const char *)it->why.ptr,
+                          it->why.len, it->rec);
+    if (rc < 0) {
+        return rc;
+    }
+    /* the validator's reason travels back as is (a view into the item) */
+    rc = s_verdict(self, i, AMITY_VERDICT_REJECTED);
+    self->verdicts[i].why = it->why;
+    return rc;
+}
+
+/*  A checked record: the DESIGN.md revision rules. */
+static int
+s_apply_ok(aggregate_db_t *self, amity_txn_t *txn, size_t i)
+{
+    const aggregate_item_t *it = &self->items[i];
+    amity_record_t *rn = &self->rec_new;
+    amity_record_t *ro = &self->rec_old;
+    char why[AMITY_WHY_MAX];
+    int rc = amity_record_decode(it->rec.ptr, it->rec.len, rn, why, sizeof why);
+    if (rc < 0) {
+        amity_log_warn_rl(10, "apply item is not a canonical record office=%s tag=%llu: %s",
+                          it->office, (unsigned long long)it->tag, why);
+        char reason[AMITY_WHY_MAX];
+        int n = snprintf(reason, sizeof reason, "record: not a canonical record (%s)", why);
+        size_t len = n < 0 ? 0 : ((size_t)n >= sizeof reason ? sizeof reason - 1 : (size_t)n);
+        rc = s_put_reject(self, txn, it->office, "", 0, reason, len, it->rec);
+        if (rc < 0) {
+            return rc;
+        }
+        return s_reject(self, i, "%s", reason);
+    }
+
+    uint8_t key[S_RECORD_KEY_MAX];
+    size_t office_len = strlen(it->office);
+    size_t id_len = strnlen(rn->id, sizeof rn->id);
+    memcpy(key, it->office, office_len);
+    key[office_len] = '\0';
+    memcpy(key + office_len + 1, rn->id, id_len);
+    size_t key_len = office_len + 1 + id_len;
+
+    /* the keys are derived before anything is written: a record they
+     * cannot be derived for is refused alone, not with its whole batch */
+    int n_new = 0;
+    if (!rn->retract) {
+        n_new = amity_keys_derive(rn, it->office, +1, self->d_new);
+        if (n_new < 0) {
+            amity_log_warn_rl(10, "no totals keys for record office=%s id=%s", it->office,
+                              rn->id);
+            return s_reject(self, i, "record: its totals keys cannot be derived");
+        }
+    }
+
+    rc = amity_txn_get(txn, AGGREGATE_DB_RECORDS, key, key_len, &self->old);
+    if (rc == AMITY_ENOTFOUND) {
+        /* first sight of this id (a retraction is kept as a tombstone) */
+        rc = amity_txn_put(txn, AGGREGATE_DB_RECORDS, key, key_len, it->rec.ptr, it->rec.len);
+        if (rc < 0) {
+            return rc;
+        }
+        self->result.n_records_written++;
+        rc = s_accumulate(self, self->d_new, n_new);
+        if (rc < 0) {
+            return rc;
+        }
+        return s_verdict(self, i, AMITY_VERDICT_ACCEPTED);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    rc = amity_record_decode(self->old.data, self->old.len, ro, why, sizeof why);
+    if (rc < 0) {
+        /* our own bytes no longer decode: refuse this id rather than the batch */
+        amity_log_error("state: stored record unreadable office=%s id=%s: %s", it->office,
+                        rn->id, why);
+        return s_reject(self, i, "id: %s cannot be updated: the stored revision is unreadable",
+                        rn->id);
+    }
+    if (rn->rev < ro->rev) {
+        return s_verdict(self, i, AMITY_VERDICT_DUPLICATE);
+    }
+    if (rn->rev == ro->rev) {
+        if (self->old.len == it->rec.len && memcmp(self->old.data, it->rec.ptr, it->rec.len) == 0) {
+            return s_verdict(self, i, AMITY_VERDICT_DUPLICATE);
+        }
+        self->result.n_conflicts++;
+        char reason[AMITY_WHY_MAX];
+        int n = snprintf(reason, sizeof reason,
+                         "rev: %llu is already recorded with other content (conflict)",
+                         (unsigned long long)rn->rev);
+        size_t len = n < 0 ? 0 : ((size_t)n >= sizeof reason ? sizeof reason - 1 : (size_t)n);
+        rc = s_put_reject(self, txn, it->office, rn->id, id_len, reason, len, it->rec);
+        if (rc < 0) {
+            return rc;
+        }
+        return s_reject(self, i, "%s", reason);
+    }
+    /* a correction or retraction: old contribution out, new in */
+    int n_old = 0;
+    if (!ro->retract) {
+        n_old = amity_keys_derive(ro, it->office, -1, self->d_old);
+        if (n_old < 0) {
+            amity_log_error("state: no totals keys for the stored record office=%s id=%s",
+                            it->office, rn->id);
+            return s_reject(self, i,
+                            "id: %s cannot be updated: the stored revision has no totals keys",
+                            rn->id);
+        }
+    }
+    rc = amity_txn_put(txn, AGGREGATE_DB_RECORDS, key, key_len, it->rec.ptr, it->rec.len);
+    if (rc < 0) {
+        return rc;
+    }
+    self->result.n_records_written++;
+    rc = s_accumulate(self, self->d_old, n_old);
+    if (rc == 0) {
+        rc = s_accumulate(self, self->d_new, n_new);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    return s_verdict(self, i, AMITY_VERDICT_ACCEPTED);
+}
+
+/*  True when one more record could push this commit's totals message past its bounds. */
+static bool
+s_batch_full(const aggregate_db_t *self)
+{
+    /* a correction touches at most 2 x AMITY_DELTAS_MAX keys */
+    size_t worst = 2 * AMITY_DELTAS_MAX;
+    return amity_map_size(self->acc) + worst > AGGREGATE_KV_PER_COMMIT ||
+           self->acc_bytes + worst * (AMITY_KEY_MAX + 11) > AGGREGATE_KV_BYTES_PER_COMMIT;
+}
+
+/*  The batch's write transaction. amity_store_update may run it again
+ *  (after growing the map), so it starts by forgetting everything a
+ *  previous run built. */
+static int
+s_txn_apply(amity_txn_t *txn, void *arg)
+{
+    aggregate_db_t *self = arg;
+    amity_map_reset(self->acc);
+    self->acc_bytes = 0;
+    amity_buf_reset(&self->text);
+    memset(&self->result, 0, sizeof self->result);
+
+    uint64_t seq = 0;
+    int rc = s_get_u64(txn, &self->val, "seq", &seq);
+    if (rc < 0 && rc != AMITY_ENOTFOUND) {
+        return rc;
+    }
+
+    size_t i;
+    for (i = 0; i < self->n_items; i++) {
+        if (i > 0 && s_batch_full(self)) {
+            break;
+        }
+        const aggregate_item_t *it = &self->items[i];
+        if (!it->office || !amity_office_valid(it->office, strlen(it->office))) {
+            /* the loop drops such messages; a direct caller gets a verdict */
+            rc = s_reject(self, i, "office: not a valid office id");
+        } else if (it->ok) {
+            rc = s_apply_ok(self, txn, i);
+        } else {
+            rc = s_apply_rejected(self, txn, i);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    self->result.n_done = i;
+
+    /* each changed key: read, add, write, once */
+    size_t pos = 0;
+    const char *key;
+    size_t key_len;
+    void *value;
+    size_t n_changed = 0;
+    while (amity_map_next(self->acc, &pos, &key, &key_len, &value) == 0) {
+        s_acc_t *acc = value;
+        if (acc->delta == 0) {
+            continue;
+        }
+        int64_t total = 0;
+        rc = amity_txn_get(txn, AGGREGATE_DB_TOTALS, key, key_len, &self->val);
+        if (rc == 0) {
+            if (self->val.len != 8) {
+                amity_log_error("state: total of %.*s has %zu bytes, expected 8", (int)key_len,
+                                key, self->val.len);
+                return AMITY_EIO;
+            }
+            total = s_i64_from_u64(aggregate_be64_get(self->val.data));
+        } else if (rc != AMITY_ENOTFOUND) {
+            return rc;
+        }
+        /* map keys are not NUL-terminated */
+        char key_txt[AMITY_KEY_MAX];
+        snprintf(key_txt, sizeof key_txt, "%.*s", (int)key_len, key);
+        acc->total = s_add_sat(total, acc->delta, key_txt);
+        if (acc->total == 0) {
+            /* absent reads as 0 (as for a key no record ever moved): keep
+             * the database to the live totals; the 0 is still published */
+            rc = amity_txn_del(txn, AGGREGATE_DB_TOTALS, key, key_len);
+            rc = rc == AMITY_ENOTFOUND ? 0 : rc;
+        } else {
+            uint8_t be[8];
+            aggregate_be64_put(be, (uint64_t)acc->total);
+            rc = amity_txn_put(txn, AGGREGATE_DB_TOTALS, key, key_len, be, sizeof be);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+        n_changed++;
+    }
+    if (n_changed > 0) {
+        seq++;
+        rc = s_put_u64(txn, "seq", seq);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    self->txn_seq = seq;
+    self->result.n_kv = n_changed;
+    return 0;
+}
+
+/*  After a commit: the result's views (reasons, changed keys). */
+static int
+s_finish_result(aggregate_db_t *self)
+{
+    aggregate_result_t *r = &self->result;
+    for (size_t i = 0; i < r->n_done; i++) {
+        if (self->why_off[i] != SIZE_MAX) {
+            self->verdicts[i].why.ptr = self->text.data + self->why_off[i];
+        }
+    }
+    r->verdicts = self->verdicts;
+    if (r->n_kv > self->kv_cap) {
+        amity_kv_t *kv = realloc(self->kv, r->n_kv * sizeof *kv);
+        if (!kv) {
+            return AMITY_ENOMEM;
+        }
+        self->kv = kv;
+        self->kv_cap = r->n_kv;
+    }
+    size_t pos = 0, n = 0;
+    const char *key;
+    size_t key_len;
+    void *value;
+    while (amity_map_next(self->acc, &pos, &key, &key_len, &value) == 0) {
+        const s_acc_t *acc = value;
+        if (acc->delta != 0 && n < r->n_kv) {
+            self->kv[n].key.ptr = (const uint8_t *)key;
+            self->kv[n].key.len = key_len;
+            self->kv[n].val = acc->total;
+            n++;
+        }
+    }
+    r->kv = self->kv;
+    r->seq = self->txn_seq;
+    return 0;
+}
+
+int
+aggregate_apply_batch(aggregate_db_t *self, const aggregate_item_t *items, size_t n,
+                      const aggregate_result_t **out)
+{
+    AMITY_ASSERT(self && out && (items || n == 0));
+    *out = NULL;
+    int rc = s_reserve_items(self, n);
+    if (rc < 0) {
+        return rc;
+    }
+    self->items = items;
+    self->n_items = n;
+    rc = amity_store_update(self->store, s_txn_apply, self);
+    self->items = NULL;
+    self->n_items = 0;
+    if (rc < 0) {
+        memset(&self->result, 0, sizeof self->result);
+        return rc;
+    }
+    self->seq = self->txn_seq;
+    /* committed: from here on the batch counts, whatever happens to the result */
+    rc = s_finish_result(self);
+    if (rc < 0) {
+        return rc;
+    }
+    *out = &self->result;
+    return 0;
+}
+
+/*  Snapshot scan state. */
+typedef struct {
+    aggregate_db_t *self;
+    const void *prefix;
+    size_t prefix_len;
+    size_t chunk_max;
+    aggregate_chunk_fn cb;
+    void *arg;
+    uint64_t seq;
+    size_t n;           /* keys in the current chunk */
+} s_snap_t;
+
+static int
+s_snap_emit(s_snap_t *s, bool more)
+{
+    aggregate_db_t *self = s->self;
+    for (size_t i = 0; i < s->n; i++) {
+        self->snap_kv[i].key.ptr = self->snap_keys.data + self->snap_off[i];
+    }
+    int rc = s->cb(s->seq, self->snap_kv, s->n, more, s->arg);
+    s->n = 0;
+    amity_buf_reset(&self->snap_keys);
+    return rc < 0 ? rc : 0;
+}
+
+static int
+s_snap_key(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    s_snap_t *s = arg;
+    aggregate_db_t *self = s->self;
+    if (val_len != 8) {
+        amity_log_warn_rl(10, "state: total of %.*s has %zu bytes, skipped from snapshot",
+                          (int)key_len, (const char *)key, val_len);
+        return 0;
+    }
+    if (s->n == s->chunk_max) {
+        /* a further key exists: the full chunk is not the last */
+        int rc = s_snap_emit(s, true);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    self->snap_off[s->n] = self->snap_keys.len;
+    if (amity_buf_append(&self->snap_keys, key, key_len) < 0) {
+        return AMITY_ENOMEM;
+    }
+    self->snap_kv[s->n].key.len = key_len;
+    self->snap_kv[s->n].val = s_i64_from_u64(aggregate_be64_get(val));
+    s->n++;
+    return 0;
+}
+
+static int
+s_txn_snapshot(amity_txn_t *txn, void *arg)
+{
+    s_snap_t *s = arg;
+    int rc = s_get_u64(txn, &s->self->val, "seq", &s->seq);
+    if (rc < 0 && rc != AMITY_ENOTFOUND) {
+        return rc;
+    }
+    s->n = 0;
+    amity_buf_reset(&s->self->snap_keys);
+    rc = amity_txn_scan(txn, AGGREGATE_DB_TOTALS, s->prefix, s->prefix_len, NULL, 0, s_snap_key,
+                        s);
+    if (rc < 0) {
+        return rc;
+    }
+    return s_snap_emit(s, false);
+}
+
+int
+aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_len,
+                      size_t chunk_max, aggregate_chunk_fn cb, void *arg)
+{
+    AMITY_ASSERT(self && cb && (prefix || prefix_len == 0));
+    if (chunk_max == 0) {
+        chunk_max = AGGREGATE_SNAP_CHUNK;
+    }
+    if (chunk_max > self->snap_cap) {
+        amity_kv_t *kv = realloc(self->snap_kv, chunk_max * sizeof *kv);
+        if (!kv) {
+            return AMITY_ENOMEM;
+        }
+        self->snap_kv = kv;
+        size_t *off = realloc(self->snap_off, chunk_max * sizeof *off);
+        if (!off) {
+            return AMITY_ENOMEM;
+        }
+        self->snap_off = off;
+        self->snap_cap = chunk_max;
+    }
+    s_snap_t s = {
+        .self = self,
+        .prefix = prefix,
+        .prefix_len = prefix_len,
+        .chunk_max = chunk_max,
+        .cb = cb,
+        .arg = arg,
+    };
+    return amity_store_view(self->store, s_txn_snapshot, &s);
+}

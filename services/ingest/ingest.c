@@ -1,0 +1,807 @@
+/*  ingest: the front door (see ingest.h). One thread, one zmq_poll loop over
+ *  the signal fd, the client ROUTER and the verdict SUB; the work PUSH is
+ *  only written to, never waited on: when no validator can take a message it
+ *  is dropped and counted, and the office resends.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#ifdef AMITY_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "amity/clock.h"
+#include "amity/err.h"
+#include "amity/keys.h"
+#include "amity/log.h"
+#include "amity/proto.h"
+#include "amity/signals.h"
+#include "amity/sock.h"
+
+#define BATCH_MAX      256    /* messages drained from one socket per iteration */
+#define STATS_EVERY_MS 10000  /* counters logged this often when they changed */
+#define SUB_MAX_MSG    (16 * 1024 * 1024) /* verdicts from shards: 8192 reasons fit */
+#define ENDPOINT_MAX   512
+
+#define OFFICE_REQUIRED "office: required in development mode"
+
+enum { POLL_SIGNAL = 0, POLL_CLIENTS, POLL_VERDICTS, POLL_COUNT };
+
+struct ingest_t {
+    const char *bind;                 /* client ROUTER endpoint (borrowed from opts) */
+    const char *work;                 /* validator PUSH endpoint (borrowed) */
+    const amity_strlist_t *shards;    /* shard base endpoints (borrowed) */
+    int64_t max_msg;                  /* ZMQ_MAXMSGSIZE on the client ROUTER */
+    char id[INGEST_ID_LEN + 1];       /* "ing-" + 16 hex: our verdict topic */
+    void *clients;                    /* ROUTER bound at bind */
+    void *validators;                 /* PUSH bound at work */
+    void *verdicts;                   /* SUB connected to every shard's B+1 */
+    bool stopping;                    /* a stop signal arrived */
+    ingest_stats_t stats;             /* counters */
+    ingest_stats_t logged;            /* counters as last logged */
+    int64_t next_stats_ms;            /* monotonic deadline of the next stats line */
+    amity_msg_t msg;                  /* decode scratch */
+    ingest_out_t out;                 /* handler outputs, reused */
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                        */
+
+static void
+s_hex(const void *p, size_t len, char *out, size_t out_len)
+{
+    static const char digits[] = "0123456789abcdef";
+    const uint8_t *b = p;
+    size_t i;
+    size_t o = 0;
+
+    for (i = 0; i < len && o + 2 < out_len; i++) {
+        out[o++] = digits[b[i] >> 4];
+        out[o++] = digits[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static void
+s_random_id(char out[INGEST_ID_LEN + 1])
+{
+    uint8_t rnd[8];
+    size_t got = 0;
+
+    while (got < sizeof rnd) {
+        ssize_t n = getrandom(rnd + got, sizeof rnd - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        got += (size_t) n;
+    }
+    if (got < sizeof rnd) {
+        /* no entropy source: time and pid still make a collision unlikely */
+        uint64_t x = (uint64_t) amity_clock_wall_ms() ^ ((uint64_t) getpid() << 32)
+                     ^ (uint64_t) amity_clock_mono_ms();
+        memcpy(rnd, &x, sizeof rnd);
+    }
+    memcpy(out, "ing-", 4);
+    s_hex(rnd, sizeof rnd, out + 4, INGEST_ID_LEN + 1 - 4);
+}
+
+int
+ingest_endpoint_offset(const char *base, int k, char *out, size_t out_len)
+{
+    const char *host;
+    const char *colon;
+    const char *p;
+    long port = 0;
+    int n;
+
+    if (base == NULL || out == NULL || out_len == 0 || k < 0) {
+        return AMITY_EINVAL;
+    }
+    out[0] = '\0';
+    if (strncmp(base, "ipc://", 6) == 0 || strncmp(base, "inproc://", 9) == 0) {
+        if (strchr(base, ':') + 3 == base + strlen(base)) {
+            return AMITY_EINVAL; /* no path or name */
+        }
+        n = (k == 0) ? snprintf(out, out_len, "%s", base)
+                     : snprintf(out, out_len, "%s-%d", base, k);
+        if (n < 0 || (size_t) n >= out_len) {
+            out[0] = '\0';
+            return AMITY_EINVAL;
+        }
+        return 0;
+    }
+    if (strncmp(base, "tcp://", 6) != 0) {
+        return AMITY_EINVAL;
+    }
+    host = base + 6;
+    if (*host == '[') {
+        const char *close = strchr(host, ']');
+        if (close == NULL || close == host + 1 || close[1] != ':') {
+            return AMITY_EINVAL;
+        }
+        colon = close + 1;
+    } else {
+        colon = strrchr(host, ':');
+        if (colon == NULL || colon == host || memchr(host, ':', (size_t) (colon - host))) {
+            return AMITY_EINVAL; /* an unbracketed IPv6 address is ambiguous */
+        }
+    }
+    p = colon + 1;
+    if (*p == '\0' || strlen(p) > 5) {
+        return AMITY_EINVAL;
+    }
+    for (; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            return AMITY_EINVAL;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port + k > 65535) {
+        return AMITY_EINVAL;
+    }
+    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int) (colon - host), host, port + k);
+    if (n < 0 || (size_t) n >= out_len) {
+        out[0] = '\0';
+        return AMITY_EINVAL;
+    }
+    return 0;
+}
+
+void
+ingest_out_init(ingest_out_t *out)
+{
+    amity_buf_init(&out->work);
+    amity_buf_init(&out->conn);
+    amity_buf_init(&out->reply);
+}
+
+void
+ingest_out_reset(ingest_out_t *out)
+{
+    amity_buf_reset(&out->work);
+    amity_buf_reset(&out->conn);
+    amity_buf_reset(&out->reply);
+}
+
+void
+ingest_out_clear(ingest_out_t *out)
+{
+    amity_buf_clear(&out->work);
+    amity_buf_clear(&out->conn);
+    amity_buf_clear(&out->reply);
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle                                                            */
+
+int
+ingest_new(ingest_t **out, const ingest_opts_t *opts)
+{
+    ingest_t *self;
+    char ep[ENDPOINT_MAX];
+    size_t i;
+
+    AMITY_ASSERT(out != NULL && opts != NULL);
+    *out = NULL;
+    if (opts->bind == NULL || opts->bind[0] == '\0') {
+        amity_log_error("bind: an endpoint is required");
+        return AMITY_EINVAL;
+    }
+    if (opts->work == NULL || opts->work[0] == '\0') {
+        amity_log_error("work: an endpoint is required");
+        return AMITY_EINVAL;
+    }
+    /* development mode: offices name themselves, so nothing but this
+     * machine may reach us (ARCHITECTURE.md promise 6) */
+    if (!amity_endpoint_is_loopback(opts->bind)) {
+        amity_log_error("bind: '%s' is not a loopback endpoint; without keys (development "
+                        "mode) ingest binds only 127.0.0.0/8, ::1, ipc:// or inproc://",
+                        opts->bind);
+        return AMITY_EINVAL;
+    }
+    if (!amity_endpoint_is_loopback(opts->work)) {
+        amity_log_error("work: '%s' is not a loopback endpoint; without keys (development "
+                        "mode) ingest binds only 127.0.0.0/8, ::1, ipc:// or inproc://",
+                        opts->work);
+        return AMITY_EINVAL;
+    }
+    if (opts->shards == NULL || opts->shards->n == 0) {
+        amity_log_error("shards: at least one shard base endpoint is required");
+        return AMITY_EINVAL;
+    }
+    for (i = 0; i < opts->shards->n; i++) {
+        /* the shard binds B+0..B+3: all of them must exist */
+        if (ingest_endpoint_offset(opts->shards->items[i], 3, ep, sizeof ep) != 0) {
+            amity_log_error("shards: '%s' is not a shard base endpoint (tcp://HOST:PORT with "
+                            "PORT+3 <= 65535)",
+                            opts->shards->items[i]);
+            return AMITY_EINVAL;
+        }
+    }
+    if (opts->max_msg < 1 || opts->max_msg > INGEST_MAX_MSG_MAX) {
+        amity_log_error("max-msg: %" PRId64 " is outside 1..%d", opts->max_msg,
+                        INGEST_MAX_MSG_MAX);
+        return AMITY_EINVAL;
+    }
+
+    self = calloc(1, sizeof *self);
+    if (self == NULL) {
+        return AMITY_ENOMEM;
+    }
+    self->bind = opts->bind;
+    self->work = opts->work;
+    self->shards = opts->shards;
+    self->max_msg = opts->max_msg;
+    s_random_id(self->id);
+    amity_msg_init(&self->msg);
+    ingest_out_init(&self->out);
+    *out = self;
+    return 0;
+}
+
+void
+ingest_destroy(ingest_t **self_p)
+{
+    ingest_t *self;
+
+    AMITY_ASSERT(self_p != NULL);
+    self = *self_p;
+    if (self == NULL) {
+        return;
+    }
+    amity_sock_close(&self->clients);
+    amity_sock_close(&self->validators);
+    amity_sock_close(&self->verdicts);
+    amity_msg_clear(&self->msg);
+    ingest_out_clear(&self->out);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *
+ingest_id(const ingest_t *self)
+{
+    AMITY_ASSERT(self != NULL);
+    return self->id;
+}
+
+const ingest_stats_t *
+ingest_stats(const ingest_t *self)
+{
+    AMITY_ASSERT(self != NULL);
+    return &self->stats;
+}
+
+/* ------------------------------------------------------------------ */
+/* handlers (no sockets)                                                */
+
+/* Fills out with an `error` reply for conn. */
+static int
+s_error_reply(ingest_t *self, const void *conn, size_t conn_len, const char *why,
+              ingest_out_t *out)
+{
+    amity_msg_t err;
+    int rc;
+
+    ingest_out_reset(out);
+    amity_msg_init(&err);
+    err.type = AMITY_MSG_ERROR;
+    err.why = amity_view_str(why);
+    rc = amity_buf_set(&out->conn, conn, conn_len);
+    if (rc == 0) {
+        rc = amity_msg_encode(&err, &out->reply);
+    }
+    if (rc != 0) {
+        ingest_out_reset(out);
+        return rc == AMITY_ENOMEM ? AMITY_ENOMEM : 0;
+    }
+    self->stats.errors_sent++;
+    return 0;
+}
+
+int
+ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *lens,
+                     int n_frames, ingest_out_t *out)
+{
+    char why[AMITY_WHY_MAX];
+    char conn_hex[2 * 256 + 1];
+    char reply[AMITY_WHY_MAX + 64];
+    amity_msg_t work;
+    amity_msg_t *m = &self->msg;
+    int rc;
+
+    AMITY_ASSERT(self != NULL && out != NULL);
+    ingest_out_reset(out);
+    if (n_frames < 1) {
+        return 0;
+    }
+    s_hex(frames[0], lens[0], conn_hex, sizeof conn_hex);
+    if (n_frames != 2) {
+        self->stats.bad_frames++;
+        amity_log_warn_rl(10, "client message refused conn=%s frames=%d why=\"expected one "
+                              "body frame after the routing id\"",
+                          conn_hex, n_frames - 1);
+        (void) snprintf(reply, sizeof reply, "message: expected 1 frame, got %d",
+                        n_frames - 1);
+        return s_error_reply(self, frames[0], lens[0], reply, out);
+    }
+
+    amity_msg_clear(m);
+    why[0] = '\0';
+    rc = amity_msg_decode(frames[1], lens[1], m, why, sizeof why);
+    if (rc == AMITY_ENOMEM) {
+        return rc;
+    }
+    if (rc != 0) {
+        self->stats.bad_submits++;
+        amity_log_warn_rl(10, "malformed client message conn=%s len=%zu why=\"%s\"", conn_hex,
+                          lens[1], why);
+        return s_error_reply(self, frames[0], lens[0], why[0] ? why : "message: malformed",
+                             out);
+    }
+    if (m->type != AMITY_MSG_SUBMIT) {
+        self->stats.bad_submits++;
+        amity_log_warn_rl(10, "unexpected client message conn=%s type=%s", conn_hex,
+                          amity_msg_type_name(m->type));
+        (void) snprintf(reply, sizeof reply, "t: ingest takes submit, not %s",
+                        amity_msg_type_name(m->type));
+        rc = s_error_reply(self, frames[0], lens[0], reply, out);
+        amity_msg_clear(m);
+        return rc;
+    }
+    /* development mode: the office is what the client says it is */
+    if (m->office.len == 0 || !amity_office_valid((const char *) m->office.ptr, m->office.len)) {
+        self->stats.bad_submits++;
+        amity_log_warn_rl(10, "submit refused conn=%s why=\"%s\"", conn_hex, OFFICE_REQUIRED);
+        rc = s_error_reply(self, frames[0], lens[0], OFFICE_REQUIRED, out);
+        amity_msg_clear(m);
+        return rc;
+    }
+
+    amity_msg_init(&work);
+    work.type = AMITY_MSG_WORK;
+    work.ing = amity_view_str(self->id);
+    work.conn.ptr = frames[0];
+    work.conn.len = lens[0];
+    work.office = m->office;
+    work.n_items = m->n_items;
+    work.items = m->items; /* borrowed: record bytes copied verbatim */
+    rc = amity_msg_encode(&work, &out->work);
+    if (rc != 0) {
+        ingest_out_reset(out);
+        amity_msg_clear(m);
+        if (rc == AMITY_ENOMEM) {
+            return rc;
+        }
+        self->stats.bad_submits++;
+        amity_log_warn_rl(10, "submit refused conn=%s why=\"cannot re-encode: %s\"", conn_hex,
+                          amity_strerror(rc));
+        return s_error_reply(self, frames[0], lens[0], "message: cannot be forwarded", out);
+    }
+    self->stats.submits++;
+    self->stats.records += m->n_items;
+    amity_msg_clear(m);
+    return 0;
+}
+
+int
+ingest_handle_verdicts(ingest_t *self, const void *const *frames, const size_t *lens,
+                       int n_frames, ingest_out_t *out)
+{
+    char why[AMITY_WHY_MAX];
+    amity_msg_t *m = &self->msg;
+    size_t n_verdicts;
+    int rc;
+
+    AMITY_ASSERT(self != NULL && out != NULL);
+    ingest_out_reset(out);
+    if (n_frames != 2) {
+        self->stats.bad_verdicts++;
+        amity_log_warn_rl(10, "shard message dropped frames=%d why=\"expected [topic][verdicts]\"",
+                          n_frames);
+        return 0;
+    }
+    if (lens[0] != strlen(self->id) || memcmp(frames[0], self->id, lens[0]) != 0) {
+        /* SUB filters by prefix: an id that merely starts with ours is not ours */
+        self->stats.bad_verdicts++;
+        amity_log_warn_rl(10, "shard message dropped why=\"topic is not %s\"", self->id);
+        return 0;
+    }
+    amity_msg_clear(m);
+    why[0] = '\0';
+    rc = amity_msg_decode(frames[1], lens[1], m, why, sizeof why);
+    if (rc == AMITY_ENOMEM) {
+        return rc;
+    }
+    if (rc != 0 || m->type != AMITY_MSG_VERDICTS || m->conn.len == 0) {
+        self->stats.bad_verdicts++;
+        amity_log_warn_rl(10, "shard message dropped len=%zu why=\"%s\"", lens[1],
+                          rc != 0                              ? why
+                          : m->type != AMITY_MSG_VERDICTS ? "not a verdicts message"
+                                                               : "conn: missing");
+        amity_msg_clear(m);
+        return 0;
+    }
+    rc = amity_buf_set(&out->conn, m->conn.ptr, m->conn.len);
+    if (rc != 0) {
+        amity_msg_clear(m);
+        return rc;
+    }
+    /* the client gets {v,t,items}: its routing id and our id are ours */
+    m->conn.ptr = NULL;
+    m->conn.len = 0;
+    m->ing.ptr = NULL;
+    m->ing.len = 0;
+    n_verdicts = m->n_verdicts;
+    rc = amity_msg_encode(m, &out->reply);
+    amity_msg_clear(m);
+    if (rc != 0) {
+        ingest_out_reset(out);
+        if (rc == AMITY_ENOMEM) {
+            return rc;
+        }
+        self->stats.bad_verdicts++;
+        amity_log_warn_rl(10, "shard message dropped why=\"cannot re-encode: %s\"",
+                          amity_strerror(rc));
+        return 0;
+    }
+    self->stats.verdict_msgs++;
+    self->stats.verdicts += n_verdicts;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the loop                                                             */
+
+static void
+s_log_stats(ingest_t *self, const char *when)
+{
+    const ingest_stats_t *s = &self->stats;
+
+    amity_log_info("stats%s submits=%" PRIu64 " records=%" PRIu64
+                   " dropped_no_validator=%" PRIu64 " bad_frames=%" PRIu64
+                   " bad_submits=%" PRIu64 " errors_sent=%" PRIu64 " verdict_msgs=%" PRIu64
+                   " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64 " dropped_replies=%" PRIu64,
+                   when, s->submits, s->records, s->dropped_no_validator, s->bad_frames,
+                   s->bad_submits, s->errors_sent, s->verdict_msgs, s->verdicts,
+                   s->bad_verdicts, s->dropped_replies);
+    self->logged = self->stats;
+}
+
+static void
+s_exit_now(int sig)
+{
+    (void) sig;
+    _exit(AMITY_EXIT_RUNTIME);
+}
+
+/* After the first stop signal a second one ends the process at once: the
+ * shutdown may sit in zmq_ctx_term for up to the linger time. */
+static void
+s_arm_second_signal(void)
+{
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_exit_now;
+    (void) sigemptyset(&sa.sa_mask);
+    (void) sigaction(SIGINT, &sa, NULL);
+    (void) sigaction(SIGTERM, &sa, NULL);
+    (void) sigemptyset(&set);
+    (void) sigaddset(&set, SIGINT);
+    (void) sigaddset(&set, SIGTERM);
+    (void) sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+static void
+s_on_signal(ingest_t *self, int fd)
+{
+    int sig;
+
+    while ((sig = amity_signals_read(fd)) > 0) {
+        if (sig == SIGHUP) {
+            amity_log_info("SIGHUP received; nothing to reload yet");
+            continue;
+        }
+        if (!self->stopping) {
+            amity_log_info("stopping signal=%d", sig);
+            self->stopping = true;
+            s_arm_second_signal();
+        }
+    }
+}
+
+/* Receives one whole message: up to max parts into parts[] (initialised
+ * here; the caller closes the first min(*n, max)), the rest discarded.
+ * Returns 1 with *n set, 0 when nothing is waiting, -1 on error (errno). */
+static int
+s_recv_parts(void *sock, zmq_msg_t *parts, int max, int *n)
+{
+    zmq_msg_t extra;
+    int more;
+    size_t more_len;
+    int i;
+
+    *n = 0;
+    for (i = 0;; i++) {
+        zmq_msg_t *part = (i < max) ? &parts[i] : &extra;
+        (void) zmq_msg_init(part);
+        if (zmq_msg_recv(part, sock, ZMQ_DONTWAIT) < 0) {
+            int e = errno;
+            (void) zmq_msg_close(part);
+            for (int j = 0; j < i && j < max; j++) {
+                (void) zmq_msg_close(&parts[j]);
+            }
+            errno = e;
+            if (i == 0 && e == EAGAIN) {
+                return 0;
+            }
+            return -1;
+        }
+        more = 0;
+        more_len = sizeof more;
+        (void) zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len);
+        if (part == &extra) {
+            (void) zmq_msg_close(&extra);
+        }
+        if (!more) {
+            break;
+        }
+    }
+    *n = i + 1;
+    return 1;
+}
+
+/* Sends the handler's outputs. Returns 0 or -1 (errno) on a fatal error. */
+static int
+s_send_out(ingest_t *self, const ingest_out_t *out)
+{
+    if (out->work.len > 0) {
+        if (zmq_send(self->validators, out->work.data, out->work.len, ZMQ_DONTWAIT) < 0) {
+            if (errno != EAGAIN) {
+                return -1;
+            }
+            self->stats.dropped_no_validator++;
+            amity_log_warn_rl(10, "work dropped why=\"no validator can take it\" "
+                                  "dropped_no_validator=%" PRIu64,
+                              self->stats.dropped_no_validator);
+        }
+    }
+    if (out->conn.len > 0 && out->reply.len > 0) {
+        /* ROUTER_MANDATORY is off: a gone client's reply vanishes quietly */
+        if (zmq_send(self->clients, out->conn.data, out->conn.len, ZMQ_SNDMORE | ZMQ_DONTWAIT)
+                < 0
+            || zmq_send(self->clients, out->reply.data, out->reply.len, ZMQ_DONTWAIT) < 0) {
+            if (errno != EAGAIN && errno != EHOSTUNREACH) {
+                return -1;
+            }
+            self->stats.dropped_replies++;
+        }
+    }
+    return 0;
+}
+
+/* Drains up to BATCH_MAX messages from sock through handler. Returns 0,
+ * -1 on a fatal socket error (errno), AMITY_ENOMEM. */
+static int
+s_drain(ingest_t *self, void *sock, int max_parts,
+        int (*handler)(ingest_t *, const void *const *, const size_t *, int, ingest_out_t *))
+{
+    zmq_msg_t parts[3];
+    const void *frames[3];
+    size_t lens[3];
+    int n;
+    int i;
+    int got;
+    int rc = 0;
+
+    AMITY_ASSERT(max_parts <= 3);
+    for (got = 0; got < BATCH_MAX; got++) {
+        int r = s_recv_parts(sock, parts, max_parts, &n);
+        if (r == 0) {
+            break;
+        }
+        if (r < 0) {
+            return -1;
+        }
+        for (i = 0; i < n && i < max_parts; i++) {
+            frames[i] = zmq_msg_data(&parts[i]);
+            lens[i] = zmq_msg_size(&parts[i]);
+        }
+        rc = handler(self, frames, lens, n, &self->out);
+        for (i = 0; i < n && i < max_parts; i++) {
+            (void) zmq_msg_close(&parts[i]);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (s_send_out(self, &self->out) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+s_open_sockets(ingest_t *self, void *ctx)
+{
+    amity_sock_opts_t opts;
+    char ep[ENDPOINT_MAX];
+    int on = 1;
+    size_t i;
+
+    memset(&opts, 0, sizeof opts);
+    opts.linger_ms = -1;
+    opts.max_msg = self->max_msg;
+    self->clients = amity_sock_new(ctx, ZMQ_ROUTER, &opts);
+    if (self->clients == NULL) {
+        return AMITY_EIO;
+    }
+    /* a client that reconnects with the same identity takes its route over */
+    if (zmq_setsockopt(self->clients, ZMQ_ROUTER_HANDOVER, &on, sizeof on) != 0) {
+        amity_log_errno("zmq_setsockopt ZMQ_ROUTER_HANDOVER");
+        return AMITY_EIO;
+    }
+    if (amity_sock_bind(self->clients, self->bind) != 0) {
+        return AMITY_EIO;
+    }
+
+    memset(&opts, 0, sizeof opts);
+    opts.linger_ms = -1;
+    self->validators = amity_sock_new(ctx, ZMQ_PUSH, &opts);
+    if (self->validators == NULL || amity_sock_bind(self->validators, self->work) != 0) {
+        return AMITY_EIO;
+    }
+
+    memset(&opts, 0, sizeof opts);
+    opts.linger_ms = -1;
+    opts.max_msg = SUB_MAX_MSG;
+    self->verdicts = amity_sock_new(ctx, ZMQ_SUB, &opts);
+    if (self->verdicts == NULL) {
+        return AMITY_EIO;
+    }
+    if (zmq_setsockopt(self->verdicts, ZMQ_SUBSCRIBE, self->id, strlen(self->id)) != 0) {
+        amity_log_errno("zmq_setsockopt ZMQ_SUBSCRIBE");
+        return AMITY_EIO;
+    }
+    for (i = 0; i < self->shards->n; i++) {
+        if (ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep) != 0
+            || amity_sock_connect(self->verdicts, ep) != 0) {
+            return AMITY_EIO;
+        }
+    }
+    return 0;
+}
+
+static void
+s_log_ready(const ingest_t *self)
+{
+    char list[1024];
+    char ep[ENDPOINT_MAX];
+    size_t o = 0;
+    size_t i;
+
+    list[0] = '\0';
+    for (i = 0; i < self->shards->n && o < sizeof list; i++) {
+        int n;
+        (void) ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep);
+        n = snprintf(list + o, sizeof list - o, "%s%s", i ? "," : "", ep);
+        if (n < 0) {
+            break;
+        }
+        o += (size_t) n;
+    }
+    amity_log_info("ready id=%s bind=%s work=%s verdicts=%s mode=development", self->id,
+                   self->bind, self->work, list);
+}
+
+static void
+s_close_sockets(ingest_t *self)
+{
+    amity_sock_close(&self->clients);
+    amity_sock_close(&self->validators);
+    amity_sock_close(&self->verdicts);
+}
+
+int
+ingest_run(ingest_t *self, void *ctx, int signal_fd)
+{
+    zmq_pollitem_t items[POLL_COUNT];
+    int rc = 0;
+
+    AMITY_ASSERT(self != NULL && ctx != NULL);
+    rc = s_open_sockets(self, ctx);
+    if (rc != 0) {
+        s_close_sockets(self);
+        return rc;
+    }
+    s_log_ready(self);
+#ifdef AMITY_HAVE_SYSTEMD
+    (void) sd_notify(0, "READY=1");
+#endif
+
+    memset(items, 0, sizeof items);
+    items[POLL_SIGNAL].fd = signal_fd;
+    items[POLL_SIGNAL].events = signal_fd >= 0 ? ZMQ_POLLIN : 0;
+    items[POLL_CLIENTS].socket = self->clients;
+    items[POLL_CLIENTS].events = ZMQ_POLLIN;
+    items[POLL_VERDICTS].socket = self->verdicts;
+    items[POLL_VERDICTS].events = ZMQ_POLLIN;
+    self->next_stats_ms = amity_clock_mono_ms() + STATS_EVERY_MS;
+
+    while (!self->stopping) {
+        int64_t now = amity_clock_mono_ms();
+        long timeout = (long) (self->next_stats_ms > now ? self->next_stats_ms - now : 0);
+
+        /* a negative fd is not polled; skip the slot rather than rely on that */
+        if (zmq_poll(signal_fd >= 0 ? items : items + 1, signal_fd >= 0 ? POLL_COUNT
+                                                                        : POLL_COUNT - 1,
+                     timeout)
+            < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != ETERM) {
+                amity_log_errno("zmq_poll");
+                rc = AMITY_EIO;
+            }
+            break;
+        }
+        if (signal_fd >= 0 && (items[POLL_SIGNAL].revents & ZMQ_POLLIN)) {
+            s_on_signal(self, signal_fd);
+        }
+        /* verdicts first: they complete work already done */
+        if (items[POLL_VERDICTS].revents & ZMQ_POLLIN) {
+            rc = s_drain(self, self->verdicts, 2, ingest_handle_verdicts);
+            if (rc != 0) {
+                break;
+            }
+        }
+        if (!self->stopping && (items[POLL_CLIENTS].revents & ZMQ_POLLIN)) {
+            rc = s_drain(self, self->clients, 3, ingest_handle_client);
+            if (rc != 0) {
+                break;
+            }
+        }
+        now = amity_clock_mono_ms();
+        if (now >= self->next_stats_ms) {
+            if (memcmp(&self->stats, &self->logged, sizeof self->stats) != 0) {
+                s_log_stats(self, "");
+            }
+            self->next_stats_ms = now + STATS_EVERY_MS;
+        }
+    }
+    if (rc == -1) {
+        if (errno == ETERM) {
+            rc = 0;
+        } else {
+            amity_log_errno("socket failure");
+            rc = AMITY_EIO;
+        }
+    } else if (rc == AMITY_ENOMEM) {
+        amity_log_error("out of memory");
+    }
+#ifdef AMITY_HAVE_SYSTEMD
+    (void) sd_notify(0, "STOPPING=1");
+#endif
+    s_log_stats(self, " final");
+    s_close_sockets(self);
+    return rc;
+}

@@ -1,0 +1,378 @@
+/*  core: notify's logic without sockets: shard merge -> seq -> fan-out,
+ *  and the client requests (query, sub, ping, unsub).
+ */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amity/err.h"
+#include "amity/log.h"
+
+#define S_EXPIRE_EVERY_MS 1000 /**< subscriber expiry sweep period */
+
+/*  One key of a query or subscription snapshot, before sorting. */
+typedef struct {
+    const char *key; /**< borrowed from the merge's map */
+    size_t len;      /**< key bytes */
+    int64_t sum;     /**< merged value */
+} s_entry_t;
+
+struct notify_core {
+    notify_merge_t *merge;   /**< shard partials and sums */
+    notify_subs_t *subs;     /**< subscribers */
+    notify_outbox_t out;     /**< what to send */
+    uint64_t epoch;          /**< instance id, in every snap/upd/pong */
+    uint64_t seq;            /**< batches of changed sums so far */
+    int64_t next_expire_ms;  /**< next subscriber expiry sweep */
+    s_entry_t *entries;      /**< snapshot scratch */
+    size_t cap_entries;      /**< entries allocated */
+    amity_kv_t *kv;          /**< snapshot chunk scratch */
+    size_t cap_kv;           /**< entries allocated */
+    notify_stats_t stats;    /**< counters */
+};
+
+static int
+s_on_snapreq(void *arg, size_t shard, uint64_t req)
+{
+    notify_core_t *self = arg;
+    amity_msg_t m;
+    int rc;
+
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_SNAPREQ;
+    m.req = req;
+    m.prefix = amity_view_str("");
+    rc = notify_outbox_add(&self->out, NOTIFY_TO_SHARD, shard, NULL, 0, &m);
+    return rc == AMITY_ENOMEM ? rc : 0;
+}
+
+static int
+s_on_changes(void *arg, const amity_kv_t *kv, size_t n)
+{
+    notify_core_t *self = arg;
+    size_t n_sent = 0;
+    int rc;
+
+    self->seq++;
+    self->stats.n_batches++;
+    self->stats.n_changes += n;
+    rc = notify_subs_fanout(self->subs, kv, n, self->epoch, self->seq, &self->out, &n_sent);
+    self->stats.n_upd_out += n_sent;
+    return rc;
+}
+
+int
+notify_core_new(notify_core_t **out, size_t n_shards, size_t max_subscribers, uint64_t epoch)
+{
+    notify_merge_sink_t sink;
+    notify_core_t *self;
+    int rc;
+
+    AMITY_ASSERT(out && n_shards >= 1 && max_subscribers >= 1);
+    *out = NULL;
+    self = calloc(1, sizeof(*self));
+    if (!self) {
+        return AMITY_ENOMEM;
+    }
+    notify_outbox_init(&self->out);
+    self->epoch = epoch;
+    sink.snapreq = s_on_snapreq;
+    sink.changes = s_on_changes;
+    sink.arg = self;
+    rc = notify_merge_new(&self->merge, n_shards, &sink);
+    if (rc == 0) {
+        rc = notify_subs_new(&self->subs, max_subscribers);
+    }
+    if (rc != 0) {
+        notify_core_destroy(&self);
+        return rc;
+    }
+    *out = self;
+    return 0;
+}
+
+void
+notify_core_destroy(notify_core_t **self_p)
+{
+    notify_core_t *self;
+
+    AMITY_ASSERT(self_p);
+    self = *self_p;
+    if (!self) {
+        return;
+    }
+    notify_merge_destroy(&self->merge);
+    notify_subs_destroy(&self->subs);
+    notify_outbox_clear(&self->out);
+    free(self->entries);
+    free(self->kv);
+    free(self);
+    *self_p = NULL;
+}
+
+int
+notify_core_start(notify_core_t *self, int64_t now_ms)
+{
+    AMITY_ASSERT(self);
+    self->next_expire_ms = now_ms + S_EXPIRE_EVERY_MS;
+    return notify_merge_start(self->merge, now_ms);
+}
+
+int
+notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms)
+{
+    AMITY_ASSERT(self && m);
+    switch (m->type) {
+    case AMITY_MSG_TOTALS:
+        return notify_merge_on_totals(self->merge, shard, m, now_ms);
+    case AMITY_MSG_SNAP:
+        return notify_merge_on_snap(self->merge, shard, m, now_ms);
+    default:
+        self->stats.n_bad_shard++;
+        amity_log_warn_rl(10, "shard=%zu: unexpected message type '%s' from a shard; dropped",
+                          shard, amity_msg_type_name(m->type));
+        return 0;
+    }
+}
+
+static int
+s_reply_error(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_t req,
+              const char *why)
+{
+    amity_msg_t m;
+    int rc;
+
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_ERROR;
+    m.req = req;
+    m.why = amity_view_str(why);
+    self->stats.n_refused++;
+    rc = notify_outbox_add(&self->out, NOTIFY_TO_CLIENT, 0, rid, rid_len, &m);
+    return rc == AMITY_ENOMEM ? rc : 0;
+}
+
+int
+notify_core_client_error(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_t req,
+                         const char *why)
+{
+    AMITY_ASSERT(self && why);
+    self->stats.n_bad_client++;
+    return s_reply_error(self, rid, rid_len, req, why);
+}
+
+static int
+s_entry_cmp(const void *a, const void *b)
+{
+    const s_entry_t *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = n ? memcmp(x->key, y->key, n) : 0;
+
+    if (c != 0) {
+        return c;
+    }
+    return (x->len > y->len) - (x->len < y->len);
+}
+
+/*  Sends rid every key under any of the prefixes, sorted, as `snap`
+ *  chunks {req, epoch, seq, more, kv} of at most NOTIFY_CHUNK_MAX keys. */
+static int
+s_send_snapshot(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_t req,
+                const amity_view_t *prefixes, size_t n_prefixes)
+{
+    size_t n_keys = notify_merge_n_keys(self->merge), n = 0, pos = 0, i = 0, key_len;
+    const char *key;
+    amity_msg_t m;
+    int64_t sum;
+    int rc;
+
+    if (n_keys > self->cap_entries) {
+        s_entry_t *e = realloc(self->entries, n_keys * sizeof(*e));
+
+        if (!e) {
+            return AMITY_ENOMEM;
+        }
+        self->entries = e;
+        self->cap_entries = n_keys;
+    }
+    while (n < n_keys && notify_merge_next(self->merge, &pos, &key, &key_len, &sum) == 0) {
+        if (notify_prefix_match(prefixes, n_prefixes, key, key_len)) {
+            self->entries[n].key = key;
+            self->entries[n].len = key_len;
+            self->entries[n].sum = sum;
+            n++;
+        }
+    }
+    if (n > 1) {
+        qsort(self->entries, n, sizeof(*self->entries), s_entry_cmp);
+    }
+    if (self->cap_kv < NOTIFY_CHUNK_MAX) {
+        amity_kv_t *kv = realloc(self->kv, NOTIFY_CHUNK_MAX * sizeof(*kv));
+
+        if (!kv) {
+            return AMITY_ENOMEM;
+        }
+        self->kv = kv;
+        self->cap_kv = NOTIFY_CHUNK_MAX;
+    }
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_SNAP;
+    m.req = req;
+    m.epoch = self->epoch;
+    m.seq = self->seq;
+    m.kv = self->kv;
+    do {
+        size_t k = n - i < NOTIFY_CHUNK_MAX ? n - i : NOTIFY_CHUNK_MAX, j;
+
+        for (j = 0; j < k; j++) {
+            self->kv[j].key.ptr = (const uint8_t *)self->entries[i + j].key;
+            self->kv[j].key.len = self->entries[i + j].len;
+            self->kv[j].val = self->entries[i + j].sum;
+        }
+        m.n_kv = k;
+        i += k;
+        m.more = i < n;
+        rc = notify_outbox_add(&self->out, NOTIFY_TO_CLIENT, 0, rid, rid_len, &m);
+        if (rc != 0) {
+            return rc;
+        }
+        self->stats.n_snap_out++;
+    } while (i < n);
+    return 0;
+}
+
+static int
+s_on_sub(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_msg_t *m,
+         int64_t now_ms)
+{
+    char why[128];
+    int rc;
+
+    self->stats.n_subs++;
+    if (m->n_prefixes == 0) {
+        return s_reply_error(self, rid, rid_len, m->req,
+                             "prefixes: empty (subscribe to \"\" for every key)");
+    }
+    rc = notify_subs_put(self->subs, rid, rid_len, m->prefixes, m->n_prefixes, self->seq,
+                         now_ms);
+    if (rc == AMITY_EFULL) {
+        amity_log_warn_rl(10, "subscription refused: max-subscribers (%zu) reached",
+                          notify_subs_count(self->subs));
+        (void)snprintf(why, sizeof(why), "too many subscribers (max-subscribers %zu)",
+                       notify_subs_count(self->subs));
+        return s_reply_error(self, rid, rid_len, m->req, why);
+    }
+    if (rc == AMITY_EINVAL) {
+        return s_reply_error(self, rid, rid_len, m->req, "routing id too long");
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    return s_send_snapshot(self, rid, rid_len, m->req, m->prefixes, m->n_prefixes);
+}
+
+int
+notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len,
+                      const amity_msg_t *m, int64_t now_ms)
+{
+    amity_msg_t r;
+    uint64_t last_sent;
+    char why[96];
+    int rc;
+
+    AMITY_ASSERT(self && m);
+    switch (m->type) {
+    case AMITY_MSG_QUERY:
+        self->stats.n_queries++;
+        return s_send_snapshot(self, rid, rid_len, m->req, &m->prefix, 1);
+    case AMITY_MSG_SUB:
+        return s_on_sub(self, rid, rid_len, m, now_ms);
+    case AMITY_MSG_PING:
+        self->stats.n_pings++;
+        if (notify_subs_touch(self->subs, rid, rid_len, now_ms, &last_sent) != 0) {
+            /* forgotten (silence, restart): tell it, so it subscribes again */
+            return s_reply_error(self, rid, rid_len, 0, "not subscribed");
+        }
+        amity_msg_init(&r);
+        r.type = AMITY_MSG_PONG;
+        r.epoch = self->epoch;
+        r.seq = last_sent;
+        rc = notify_outbox_add(&self->out, NOTIFY_TO_CLIENT, 0, rid, rid_len, &r);
+        return rc == AMITY_ENOMEM ? rc : 0;
+    case AMITY_MSG_UNSUB:
+        self->stats.n_unsubs++;
+        (void)notify_subs_remove(self->subs, rid, rid_len);
+        return 0;
+    default:
+        (void)snprintf(why, sizeof(why), "unexpected message type '%s' (notify takes query, "
+                       "sub, ping, unsub)", amity_msg_type_name(m->type));
+        amity_log_warn_rl(10, "client: %s", why);
+        return notify_core_client_error(self, rid, rid_len, m->req, why);
+    }
+}
+
+int
+notify_core_tick(notify_core_t *self, int64_t now_ms)
+{
+    size_t n;
+
+    AMITY_ASSERT(self);
+    if (now_ms >= self->next_expire_ms) {
+        self->next_expire_ms = now_ms + S_EXPIRE_EVERY_MS;
+        n = notify_subs_expire(self->subs, now_ms);
+        if (n > 0) {
+            self->stats.n_expired += n;
+            amity_log_info("forgot %zu silent subscriber(s); %zu left", n,
+                           notify_subs_count(self->subs));
+        }
+    }
+    return notify_merge_tick(self->merge, now_ms);
+}
+
+int64_t
+notify_core_deadline(const notify_core_t *self)
+{
+    int64_t t;
+
+    AMITY_ASSERT(self);
+    t = notify_merge_deadline(self->merge);
+    return t < self->next_expire_ms ? t : self->next_expire_ms;
+}
+
+notify_outbox_t *
+notify_core_outbox(notify_core_t *self)
+{
+    AMITY_ASSERT(self);
+    return &self->out;
+}
+
+uint64_t
+notify_core_seq(const notify_core_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->seq;
+}
+
+uint64_t
+notify_core_epoch(const notify_core_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->epoch;
+}
+
+notify_merge_t *
+notify_core_merge(notify_core_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->merge;
+}
+
+notify_stats_t *
+notify_core_stats(notify_core_t *self)
+{
+    AMITY_ASSERT(self);
+    self->stats.n_subscribers = notify_subs_count(self->subs);
+    self->stats.n_keys = notify_merge_n_keys(self->merge);
+    return &self->stats;
+}

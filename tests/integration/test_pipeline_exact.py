@@ -1,0 +1,261 @@
+"""Pipeline exactness: 1 shard, 2 validators, three offices submitting
+concurrently a stream with resends, corrections, retractions, conflicts,
+tombstones, stale revisions and invalid records. Checks amity-submit's
+verdict summary, FILE:LINE rejection lines and exit codes, and that
+amity-query and a subscriber started before the stream end equal an
+independent reference computation.
+
+Phases keep verdicts deterministic: inside one phase every (office, id) has
+at most one distinct content, so arrival order inside a phase cannot change
+any verdict; conflicts and stale revisions come in a later phase than the
+revision they clash with."""
+
+import os
+import random
+import re
+
+import harness as h
+
+BASE_PORT = 17700
+OFFICES = ["hoi-viet-my", "hoi-viet-nhat", "ban-ngo"]
+
+
+def long_vi_note(max_bytes):
+    """A Vietnamese note of at most max_bytes UTF-8 bytes, as long as possible."""
+    unit = "Đoàn đại biểu Hội hữu nghị Nhật - Việt thăm Hà Nội. "
+    s = ""
+    for ch in unit * 40:
+        if len((s + ch).encode()) > max_bytes:
+            break
+        s += ch
+    return s
+
+
+class OfficeScript:
+    """Builds the three phase files of one office and the expected verdicts."""
+
+    def __init__(self, office, rng, tmpdir):
+        self.office = office
+        self.rng = rng
+        self.dir = tmpdir
+        self.phases = [[], [], []]   # per phase: list of (record dict or raw line, valid, why)
+        self.base = {}
+
+    def add(self, phase, rec, valid=True, why=None):
+        self.phases[phase].append((rec, valid, why))
+
+    def build(self):
+        rng, office = self.rng, self.office
+        others = [o for o in OFFICES if o != office]
+        # ---- phase 1: new records of every kind, resends, invalid records
+        n = 60
+        for i in range(n):
+            kind = h.KIND_NAMES[i % len(h.KIND_NAMES)]
+            rec = h.random_record(rng, "r-%04d" % i, kind)   # same ids in every office
+            self.base[rec["id"]] = rec
+            self.add(0, rec)
+        for i in rng.sample(range(n), 5):                     # exact resends, same file
+            self.add(0, self.base["r-%04d" % i])
+        # valid edge cases
+        leap = h.random_record(rng, "leap-2016", "activity")
+        leap["date"] = "2016-02-29"
+        self.add(0, leap)
+        leap2 = h.random_record(rng, "leap-2024", "award")
+        leap2["date"] = "2024-02-29"
+        self.add(0, leap2)
+        longnote = h.random_record(rng, "note-1024", "contact")
+        longnote["note"] = long_vi_note(1024)
+        assert len(longnote["note"].encode()) <= 1024 and len(longnote["note"].encode()) >= 1020
+        self.add(0, longnote)
+        own = h.random_record(rng, "own-office", "delegation_in")
+        own["office"] = office
+        self.add(0, own)
+        xf = h.random_record(rng, "x-field", "activity")
+        xf["x-reporter"] = "Nguyễn Văn A"
+        self.add(0, xf)
+        half = {"id": "usd-half", "kind": "aid_disbursement", "date": "2020-07-15",
+                "country": "US", "amount": "12.5", "currency": "USD",
+                "note": "Đoàn đại biểu Hội hữu nghị Nhật - Việt thăm Hà Nội"}
+        self.add(0, half)
+        vnd_int = {"id": "vnd-int", "kind": "relief", "date": "2020-10-20",
+                   "amount": 60000000000, "currency": "VND"}
+        self.add(0, vnd_int)
+        self.add(0, {"id": "tomb-1", "rev": 2, "retract": True})   # tombstone of an unseen id
+        self.add(0, {"id": "tomb-2", "rev": 2, "retract": True})
+        self.add(0, h.random_record(rng, "stale-1", "aid_commitment", rev=5))
+        # invalid records: (record, field the reason must name)
+        def inv(rid, base_kind, **changes):
+            r = h.random_record(rng, rid, base_kind)
+            for k, v in changes.items():
+                if v is None:
+                    r.pop(k, None)
+                else:
+                    r[k] = v
+            return r
+        invalid = [
+            (inv("bad-date", "activity", date="2017-02-30"), "date"),
+            (inv("bad-date-1944", "activity", date="1944-12-31"), "date"),
+            (inv("bad-date-future", "award", date="2099-01-01"), "date"),
+            (inv("bad-date-format", "award", date="2017-2-3"), "date"),
+            (inv("bad-kind", "activity", kind="banquet"), "kind"),
+            (inv("no-country", "delegation_in", country=None), "country"),
+            (inv("lower-country", "contact", country="us"), "country"),
+            (inv("xx-country", "contact", country="XX"), "country"),
+            (inv("usd-3-dec", "aid_disbursement", amount="12.345", currency="USD"), "amount"),
+            (inv("vnd-dec", "relief", amount="100.5", currency="VND"), "amount"),
+            (inv("neg-amount", "relief", amount="-5", currency="EUR"), "amount"),
+            (inv("no-currency", "relief", currency=None), ("currency", "amount")),
+            (inv("bad-currency", "relief", currency="XYZ", amount="10"), "currency"),
+            (inv("unknown-field", "activity", colour="red"), "colour"),
+            (inv("wrong-metric", "activity", people=3), "people"),
+            (inv("big-metric", "delegation_out", delegations=1000000001), "delegations"),
+            (inv("missing-metric", "award", awards=None), "awards"),
+            (inv("bad-scope", "activity", scope="trilateral"), "scope"),
+            (inv("long-note", "activity", note=long_vi_note(1100)), "note"),
+            (inv("other-office", "delegation_in", office=others[0]), "office"),
+            ({"id": "bad id!", "kind": "activity", "date": "2019-05-05", "activities": 1}, "id"),
+        ]
+        assert len(invalid[18][0]["note"].encode()) > 1024 and len(invalid[18][0]["note"]) < 1024
+        for rec, field in invalid:
+            self.add(0, rec, valid=False, why=field)
+        self.other_office_rec = invalid[19][0]
+
+        # ---- phase 2: corrections, resends, same content re-encoded, conflicts, stale tombstoned
+        ids = ["r-%04d" % i for i in range(n)]
+        rng.shuffle(ids)
+        self.corrected = ids[:15]
+        self.conflict1 = ids[15:19]
+        self.retract_plain = ids[19:24]
+        for rid in self.corrected:
+            self.add(1, h.corrected(rng, self.base[rid], 2))
+        for rid in ids[24:29]:
+            self.add(1, self.base[rid])                    # resend from an earlier phase
+        same = {"currency": "USD", "amount": "12.50", "note": half["note"], "country": "US",
+                "date": "2020-07-15", "kind": "aid_disbursement", "rev": 1, "id": "usd-half"}
+        self.add(1, same)                                  # same content, other encoding
+        for rid in self.conflict1:
+            c = h.corrected(rng, self.base[rid], 1)
+            if rng.random() < 0.5:
+                del c["rev"]                               # default rev 1
+            self.add(1, c, valid=True, why="conflict")
+        self.add(1, h.random_record(rng, "tomb-1", "activity"))   # rev 1 after tombstone rev 2
+        self.add(1, h.random_record(rng, "stale-1", "aid_commitment", rev=4))  # stale
+        self.add(1, self.other_office_rec, valid=False, why="office")         # rejected again
+
+        # ---- phase 3: retractions, conflicts at rev 2, resurrect, retraction conflict
+        for rid in self.corrected[:5] + self.retract_plain:
+            self.add(2, {"id": rid, "rev": 3, "retract": True})
+        for rid in self.corrected[5:8]:
+            self.add(2, h.corrected(rng, self.base[rid], 2), valid=True, why="conflict")
+        self.add(2, h.random_record(rng, "tomb-2", "delegation_out", rev=3))  # resurrect
+        self.add(2, h.random_record(rng, "tomb-1", "relief", rev=1))          # stale (conflict w/ nothing)
+        rid = ids[30]
+        self.add(2, {"id": rid, "rev": 1, "retract": True}, valid=True, why="conflict")
+
+    def files(self):
+        paths = []
+        for p, items in enumerate(self.phases):
+            lines = [h.jsonl(rec) for rec, _, _ in items]
+            paths.append(h.write_lines(os.path.join(self.dir, "phase%d-%s.jsonl" % (p + 1, self.office)),
+                                       lines))
+        return paths
+
+
+def expected_verdicts(model, script, phase):
+    """Runs the phase's lines through the model: (counts, {lineno: (id, why)})."""
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    rejects = {}
+    for lineno, (rec, valid, why) in enumerate(script.phases[phase], 1):
+        v = model.apply(script.office, rec, valid)
+        if why == "conflict":
+            assert v == "rejected", "test bug: %r expected to conflict, model says %s" % (rec, v)
+        counts[v] += 1
+        if v == "rejected":
+            rejects[lineno] = (rec.get("id"), why or "conflict")
+    return counts, rejects
+
+
+REJECT_RE = re.compile(r"^(.*):(\d+): (.*?): (.+)$")
+
+
+def check_submit(res, path, counts, rejects):
+    exp_summary = (counts["accepted"], counts["duplicate"], counts["rejected"])
+    problems = []
+    if res.summary != exp_summary:
+        problems.append("summary %s, expected accepted %d, duplicate %d, rejected %d" % (
+            (res.summary,) + exp_summary))
+    exp_rc = 65 if counts["rejected"] else 0
+    if res.returncode != exp_rc:
+        problems.append("exit code %d, expected %d" % (res.returncode, exp_rc))
+    seen = {}
+    for line in res.reject_lines:
+        m = REJECT_RE.match(line)
+        if not m:
+            problems.append("unparsable stdout line %r" % line)
+            continue
+        f, lineno, rid, why = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+        if f not in (path, os.path.basename(path)):
+            problems.append("rejection line names file %r, expected %r" % (f, path))
+        if lineno not in rejects:
+            problems.append("unexpected rejection %r" % line)
+            continue
+        eid, field = rejects[lineno]
+        if rid != eid:
+            problems.append("line %d: id %r, expected %r (%r)" % (lineno, rid, eid, line))
+        fields = field if isinstance(field, tuple) else (field,)
+        if not any(f_ in why for f_ in fields):
+            problems.append("line %d (%s): reason %r does not name %r" % (lineno, eid, why, field))
+        seen[lineno] = line
+    for lineno, (eid, field) in sorted(rejects.items()):
+        if lineno not in seen:
+            problems.append("no rejection line for %s:%d (%s, %s)" % (path, lineno, eid, field))
+    if problems:
+        raise AssertionError("amity-submit %s:\n  %s\n--- stdout:\n%s--- stderr tail:\n%s" % (
+            path, "\n  ".join(problems), res.stdout[-3000:], res.stderr[-1500:]))
+
+
+def main():
+    rng = random.Random(20240611)
+    with h.Cluster("pipeline", BASE_PORT, shards=1, validators=2) as c:
+        h.require_binaries(["amity-submit", "amity-query", "amity-subscribe"])
+        scripts = [OfficeScript(o, rng, c.dir) for o in OFFICES]
+        for s in scripts:
+            s.build()
+        files = {s.office: s.files() for s in scripts}
+        c.start_all()
+        sub = c.subscribe([""], label="early")
+        sub.wait_first_snapshot()
+        model = h.Model()
+        for phase in range(3):
+            exp = {}
+            for s in scripts:   # model order = office order; phases make it order-free
+                exp[s.office] = expected_verdicts(model, s, phase)
+            procs = {s.office: c.submit_async(s.office, files[s.office][phase],
+                                              ["--timeout-ms", "2000", "--deadline-s", "120"])
+                     for s in scripts}
+            errors = []
+            for office, p in procs.items():
+                res = p.wait(180)
+                try:
+                    check_submit(res, files[office][phase], *exp[office])
+                except AssertionError as e:
+                    errors.append(str(e))
+            if errors:
+                raise AssertionError("phase %d:\n%s" % (phase + 1, "\n\n".join(errors)))
+            h.log("phase %d verdicts as expected" % (phase + 1))
+        ref = model.totals()
+        h.log("reference: %d non-zero keys over %d live records" % (
+            len(h.nonzero(ref)), len(model.live_records())))
+        c.check_daemons_alive()
+        h.assert_totals_equal(c.query(""), ref, "amity-query \"\"")
+        for prefix in ("2016-H1/", "2020/all/", "2020/hoi-viet-my/aid_disbursement/US/",
+                       "2017-02/", "zzz"):
+            h.assert_totals_equal(c.query(prefix), h.filter_prefixes(ref, [prefix]),
+                                  "amity-query %r" % prefix)
+        sub.wait_equal(ref, timeout=30, what="reference")
+        # the example keys of DOMAIN.md have the documented shape
+        assert any(k.startswith("2020/all/aid_disbursement/US/amount.USD") for k in ref)
+
+
+if __name__ == "__main__":
+    h.run(main, budget_s=280)
