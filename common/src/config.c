@@ -18,7 +18,7 @@
 #include "amity/err.h"
 #include "amity/log.h"
 
-#define S_WHERE_MAX 512
+#define S_WHERE_MAX   512
 #define S_HELP_COLUMN 26
 
 /*  State of one amity_config_load call. */
@@ -30,12 +30,12 @@ typedef struct {
 
 /*  State of one INI file parse. */
 typedef struct {
-    s_load_t *load;       /* the load it belongs to */
-    FILE *fp;             /* the open file */
-    const char *path;     /* its name, for messages */
-    int line;             /* number of the line inih is working on */
-    bool indented;        /* that line starts with a blank */
-    bool have_prev;       /* inih remembers a previous key (continuation possible) */
+    s_load_t *load;   /* the load it belongs to */
+    FILE *fp;         /* the open file */
+    const char *path; /* its name, for messages */
+    int line;         /* number of the line inih is working on */
+    bool indented;    /* that line starts with a blank */
+    bool have_prev;   /* inih remembers a previous key (continuation possible) */
 } s_ini_t;
 
 static void s_error(s_load_t *load, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -44,11 +44,11 @@ static void
 s_error(s_load_t *load, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", load->spec->program);
+    (void)fprintf(stderr, "%s: ", load->spec->program);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    (void)vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    (void)fputc('\n', stderr);
     load->n_errors++;
 }
 
@@ -191,13 +191,11 @@ s_set(s_load_t *load, const amity_opt_t *opt, const char *text, const char *wher
         }
         if (opt->min != 0 || opt->max != 0) {
             if (v < opt->min) {
-                s_error(load, "%s: %lld is below the minimum %lld", where, v,
-                        (long long)opt->min);
+                s_error(load, "%s: %lld is below the minimum %lld", where, v, (long long)opt->min);
                 return AMITY_EINVAL;
             }
             if (v > opt->max) {
-                s_error(load, "%s: %lld is above the maximum %lld", where, v,
-                        (long long)opt->max);
+                s_error(load, "%s: %lld is above the maximum %lld", where, v, (long long)opt->max);
                 return AMITY_EINVAL;
             }
         }
@@ -266,13 +264,13 @@ s_defaults(s_load_t *load)
     for (size_t i = 0; i < spec->n_opts; i++) {
         const amity_opt_t *opt = &spec->opts[i];
         char where[S_WHERE_MAX];
-        snprintf(where, sizeof(where), "default of %s", opt->name);
+        (void)snprintf(where, sizeof(where), "default of %s", opt->name);
         if (opt->def) {
             s_set(load, opt, opt->def, where, false);
         } else if (opt->type == AMITY_OPT_STR) {
             s_set(load, opt, "", where, false);
-        } else if (opt->type == AMITY_OPT_INT &&
-                   (opt->min > 0 || opt->max < 0) && (opt->min != 0 || opt->max != 0)) {
+        } else if (opt->type == AMITY_OPT_INT && (opt->min > 0 || opt->max < 0) &&
+                   (opt->min != 0 || opt->max != 0)) {
             s_error(load, "%s: 0 is outside %lld..%lld", where, (long long)opt->min,
                     (long long)opt->max);
         }
@@ -336,7 +334,7 @@ s_ini_handler(void *user, const char *section, const char *name, const char *val
         return 1;
     }
     char where[S_WHERE_MAX];
-    snprintf(where, sizeof(where), "%s:%d: %s", ini->path, ini->line, name);
+    (void)snprintf(where, sizeof(where), "%s:%d: %s", ini->path, ini->line, name);
     if (continuation && opt->type != AMITY_OPT_LIST) {
         s_error(load, "%s: unexpected indented line (only lists continue on indented lines)",
                 where);
@@ -344,8 +342,8 @@ s_ini_handler(void *user, const char *section, const char *name, const char *val
     }
     if (continuation && strchr(value, '=')) {
         /* almost surely an indented key, which inih folds into the list */
-        s_error(load, "%s: indented line '%s' would continue the list; do not indent keys",
-                where, value);
+        s_error(load, "%s: indented line '%s' would continue the list; do not indent keys", where,
+                value);
         return 1;
     }
     s_set(load, opt, value, where, continuation);
@@ -372,7 +370,7 @@ s_load_file(s_load_t *load, const char *path)
     } else if (rc < 0) {
         s_error(load, "cannot parse configuration file %s", path);
     }
-    fclose(ini.fp);
+    (void)fclose(ini.fp);
 }
 
 /* ---- environment ------------------------------------------------------ */
@@ -383,7 +381,7 @@ s_env_name(char *out, size_t size, const char *section, const char *name)
     int n = snprintf(out, size, "AMITY_%s_%s", section, name);
     AMITY_ASSERT(n > 0 && (size_t)n < size);
     for (char *p = out; *p; p++) {
-        *p = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        *p = (char)(*p == '-' ? '_' : toupper((unsigned char)*p));
     }
 }
 
@@ -405,11 +403,11 @@ s_load_env(s_load_t *load)
 
 /*  What the first pass over argv found. */
 typedef struct {
-    bool help;            /* --help or -h */
-    bool version;         /* --version */
-    bool check;           /* --check-config */
-    bool config_flag;     /* --config given (even without a value) */
-    const char *config;   /* its value */
+    bool help;          /* --help or -h */
+    bool version;       /* --version */
+    bool check;         /* --check-config */
+    bool config_flag;   /* --config given (even without a value) */
+    const char *config; /* its value */
 } s_meta_t;
 
 /*  Walks argv. With apply false it only fills meta; with apply true it
@@ -519,7 +517,7 @@ s_walk(s_load_t *load, int argc, char **argv, bool apply, s_meta_t *meta)
         }
         if (apply) {
             char where[S_WHERE_MAX];
-            snprintf(where, sizeof(where), "--%s", opt->name);
+            (void)snprintf(where, sizeof(where), "--%s", opt->name);
             s_set(load, opt, value, where, false);
         }
     }
@@ -573,24 +571,27 @@ s_print_help(const amity_config_spec_t *spec)
         char left[S_WHERE_MAX];
         char help[2 * S_WHERE_MAX];
         char range[128] = "";
-        if (opt->type == AMITY_OPT_BOOL) {
-            snprintf(left, sizeof(left), "--[no-]%s", opt->name);
+        if (opt->type == AMITY_OPT_BOOL && strncmp(opt->name, "no-", 3) == 0) {
+            (void)snprintf(left, sizeof(left), "--%s",
+                           opt->name); /* "--[no-]no-sync" reads badly */
+        } else if (opt->type == AMITY_OPT_BOOL) {
+            (void)snprintf(left, sizeof(left), "--[no-]%s", opt->name);
         } else {
-            snprintf(left, sizeof(left), "--%s%s", opt->name, s_metavar(opt->type));
+            (void)snprintf(left, sizeof(left), "--%s%s", opt->name, s_metavar(opt->type));
         }
         if (opt->type == AMITY_OPT_INT && (opt->min != 0 || opt->max != 0)) {
-            snprintf(range, sizeof(range), ", %lld..%lld", (long long)opt->min,
-                     (long long)opt->max);
+            (void)snprintf(range, sizeof(range), ", %lld..%lld", (long long)opt->min,
+                           (long long)opt->max);
         }
         const char *def = opt->def;
         if (!def) {
             def = opt->type == AMITY_OPT_INT ? "0" : (opt->type == AMITY_OPT_BOOL ? "false" : "");
         }
         if (*def || *range) {
-            snprintf(help, sizeof(help), "%s (default: %s%s)", opt->help ? opt->help : "",
-                     *def ? def : "none", range);
+            (void)snprintf(help, sizeof(help), "%s (default: %s%s)", opt->help ? opt->help : "",
+                           *def ? def : "none", range);
         } else {
-            snprintf(help, sizeof(help), "%s", opt->help ? opt->help : "");
+            (void)snprintf(help, sizeof(help), "%s", opt->help ? opt->help : "");
         }
         s_help_line(left, help);
     }
@@ -635,8 +636,8 @@ s_print_values(const amity_config_spec_t *spec, void *cfg)
 /* ---- entry points ----------------------------------------------------- */
 
 amity_config_result_t
-amity_config_load(const amity_config_spec_t *spec, void *cfg, int argc, char **argv,
-                  char ***args, int *n_args)
+amity_config_load(const amity_config_spec_t *spec, void *cfg, int argc, char **argv, char ***args,
+                  int *n_args)
 {
     AMITY_ASSERT(spec && spec->program && spec->section && cfg);
     AMITY_ASSERT(spec->opts || spec->n_opts == 0);
@@ -658,12 +659,12 @@ amity_config_load(const amity_config_spec_t *spec, void *cfg, int argc, char **a
     s_walk(&load, argc, argv, false, &meta);
     if (meta.help) {
         s_print_help(spec);
-        fflush(stdout);
+        (void)fflush(stdout);
         return AMITY_CONFIG_EXIT_OK;
     }
     if (meta.version) {
         printf("%s %s\n", spec->program, AMITY_VERSION);
-        fflush(stdout);
+        (void)fflush(stdout);
         return AMITY_CONFIG_EXIT_OK;
     }
 
@@ -692,7 +693,7 @@ amity_config_load(const amity_config_spec_t *spec, void *cfg, int argc, char **a
     if (meta.check) {
         printf("%s: configuration OK\n", spec->program);
         s_print_values(spec, cfg);
-        fflush(stdout);
+        (void)fflush(stdout);
         amity_config_free(spec, cfg);
         return AMITY_CONFIG_EXIT_OK;
     }

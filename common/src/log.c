@@ -96,6 +96,9 @@ typedef struct {
 static void s_line_printf(s_line_t *line, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+static void s_line_vprintf(s_line_t *line, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 s_line_vprintf(s_line_t *line, const char *fmt, va_list ap)
 {
@@ -209,7 +212,7 @@ amity_log_write(amity_log_level_t level, const char *file, int line, int with_er
     if (with_errno) {
         char reason[256];
         if (strerror_r(saved_errno, reason, sizeof(reason)) != 0) {
-            snprintf(reason, sizeof(reason), "errno %d", saved_errno);
+            (void)snprintf(reason, sizeof(reason), "errno %d", saved_errno);
         }
         s_line_printf(&out, ": %s", reason);
     }

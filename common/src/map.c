@@ -11,7 +11,7 @@
 #include "amity/map.h"
 
 #define S_CAP_MIN     16
-#define S_CHUNK_MIN   (64 * 1024)
+#define S_CHUNK_MIN   ((size_t)64 * 1024)
 #define S_VALUE_ALIGN 8
 
 /*  One table slot; it is occupied when gen equals the map's gen. */
@@ -31,16 +31,16 @@ typedef struct s_chunk {
 } s_chunk_t;
 
 struct amity_map {
-    s_slot_t *slots;      /* cap slots */
-    uint8_t *values;      /* cap value blocks of stride bytes */
-    size_t cap;           /* slots, a power of two */
-    size_t size;          /* occupied slots */
-    size_t grow_at;       /* size at which the table doubles (70% of cap) */
-    size_t value_size;    /* bytes per value, as given */
-    size_t stride;        /* value_size rounded up to S_VALUE_ALIGN */
-    uint32_t gen;         /* current generation (never 0) */
-    s_chunk_t *chunks;    /* first arena chunk */
-    s_chunk_t *chunk;     /* chunk being filled */
+    s_slot_t *slots;   /* cap slots */
+    uint8_t *values;   /* cap value blocks of stride bytes */
+    size_t cap;        /* slots, a power of two */
+    size_t size;       /* occupied slots */
+    size_t grow_at;    /* size at which the table doubles (70% of cap) */
+    size_t value_size; /* bytes per value, as given */
+    size_t stride;     /* value_size rounded up to S_VALUE_ALIGN */
+    uint32_t gen;      /* current generation (never 0) */
+    s_chunk_t *chunks; /* first arena chunk */
+    s_chunk_t *chunk;  /* chunk being filled */
 };
 
 /*  A 64-bit hash in the xxHash64 style: 8 bytes per round, then an

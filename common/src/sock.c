@@ -63,7 +63,7 @@ amity_sock_new(void *ctx, int type, const amity_sock_opts_t *opts)
         return NULL;
     }
     int linger = opts->linger_ms < 0 ? AMITY_LINGER_MS : opts->linger_ms;
-    int64_t max_msg = opts->max_msg == 0 ? AMITY_MSG_MAX : opts->max_msg;
+    int64_t max_msg = opts->max_msg == 0 ? (int64_t)AMITY_MSG_MAX : opts->max_msg;
     if (max_msg < 0) {
         max_msg = -1;
     }

@@ -22,21 +22,21 @@
 #define S_RESIZED_RETRIES      8
 
 struct amity_store {
-    MDB_env *env;                        /* the environment */
-    MDB_dbi dbis[AMITY_STORE_DBS_MAX];   /* handles, by index into opts.dbs */
-    size_t n_dbs;                        /* handles in dbis */
-    size_t map_size;                     /* current map size */
-    size_t map_size_max;                 /* growth stops here */
-    size_t page_size;                    /* LMDB page size (the OS page) */
-    int n_views;                         /* read txns open: no remap meanwhile */
-    char *dir;                           /* directory, for messages */
+    MDB_env *env;                      /* the environment */
+    MDB_dbi dbis[AMITY_STORE_DBS_MAX]; /* handles, by index into opts.dbs */
+    size_t n_dbs;                      /* handles in dbis */
+    size_t map_size;                   /* current map size */
+    size_t map_size_max;               /* growth stops here */
+    size_t page_size;                  /* LMDB page size (the OS page) */
+    int n_views;                       /* read txns open: no remap meanwhile */
+    char *dir;                         /* directory, for messages */
 };
 
 struct amity_txn {
-    MDB_txn *txn;          /* the LMDB transaction */
-    amity_store_t *store;  /* owner: dbis, dir */
-    bool read_only;        /* from amity_store_view */
-    bool map_full;         /* a put hit MDB_MAP_FULL: the txn is dead */
+    MDB_txn *txn;         /* the LMDB transaction */
+    amity_store_t *store; /* owner: dbis, dir */
+    bool read_only;       /* from amity_store_view */
+    bool map_full;        /* a put hit MDB_MAP_FULL: the txn is dead */
 };
 
 /*  Maps an LMDB or errno code; logs what the mapping hides. */
@@ -70,7 +70,7 @@ s_mkdir_p(const char *path, mode_t mode)
     }
     memcpy(copy, path, len + 1);
     int rc = 0;
-    for (char *p = copy + 1; ; p++) {
+    for (char *p = copy + 1;; p++) {
         if (*p != '/' && *p != '\0') {
             continue;
         }
@@ -137,12 +137,11 @@ s_grow(amity_store_t *self)
     }
     if (self->n_views > 0) {
         /* remapping would pull the pages from under an open read txn */
-        amity_log_error("store %s: map full at %zu bytes and a read transaction is open",
-                        self->dir, self->map_size);
+        amity_log_error("store %s: map full at %zu bytes and a read transaction is open", self->dir,
+                        self->map_size);
         return AMITY_EFULL;
     }
-    size_t size = self->map_size > self->map_size_max / 2 ? self->map_size_max
-                                                          : self->map_size * 2;
+    size_t size = self->map_size > self->map_size_max / 2 ? self->map_size_max : self->map_size * 2;
     size = s_round_up(size, self->page_size);
     int rc = mdb_env_set_mapsize(self->env, size);
     if (rc != 0) {
@@ -197,7 +196,7 @@ s_open_dbs(amity_store_t *self, const amity_store_opts_t *opts)
         if (mrc != 0) {
             mdb_txn_abort(txn);
             char what[128];
-            snprintf(what, sizeof(what), "opening database %s", opts->dbs[i]);
+            (void)snprintf(what, sizeof(what), "opening database %s", opts->dbs[i]);
             return s_error(self, mrc, what);
         }
         self->n_dbs = i + 1;
@@ -268,8 +267,7 @@ amity_store_open(amity_store_t **out, const char *dir, const amity_store_opts_t 
     struct stat st;
     if (snprintf(path, sizeof(path), "%s/data.mdb", dir) < (int)sizeof(path) &&
         stat(path, &st) == 0 && (size_t)st.st_size >= map_size) {
-        size_t want = (size_t)st.st_size > map_size_max / 2 ? map_size_max
-                                                            : (size_t)st.st_size * 2;
+        size_t want = (size_t)st.st_size > map_size_max / 2 ? map_size_max : (size_t)st.st_size * 2;
         map_size = s_round_up(want, page_size);
     }
 
@@ -504,8 +502,8 @@ s_key_cmp(const void *a, size_t a_len, const void *b, size_t b_len)
 }
 
 int
-amity_txn_scan(amity_txn_t *txn, int db, const void *prefix, size_t prefix_len,
-               const void *after, size_t after_len, amity_scan_fn cb, void *arg)
+amity_txn_scan(amity_txn_t *txn, int db, const void *prefix, size_t prefix_len, const void *after,
+               size_t after_len, amity_scan_fn cb, void *arg)
 {
     AMITY_ASSERT(txn && cb && (prefix || prefix_len == 0));
     MDB_dbi dbi;
@@ -608,8 +606,7 @@ amity_store_copy(amity_store_t *self, const char *dst)
     }
     int mrc = mdb_env_copy2(self->env, dst, MDB_CP_COMPACT);
     if (mrc == EEXIST) {
-        amity_log_error("store %s: cannot copy to %s: it already holds a data.mdb", self->dir,
-                        dst);
+        amity_log_error("store %s: cannot copy to %s: it already holds a data.mdb", self->dir, dst);
         return AMITY_EINVAL;
     }
     return mrc == 0 ? 0 : s_error(self, mrc, "copy");

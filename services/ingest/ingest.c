@@ -31,30 +31,31 @@
 #include "amity/signals.h"
 #include "amity/sock.h"
 
-#define BATCH_MAX      256    /* messages drained from one socket per iteration */
-#define STATS_EVERY_MS 10000  /* counters logged this often when they changed */
-#define SUB_MAX_MSG    (16 * 1024 * 1024) /* verdicts from shards: 8192 reasons fit */
+#define BATCH_MAX      256               /* messages drained from one socket per iteration */
+#define STATS_EVERY_MS 10000             /* counters logged this often when they changed */
+#define SUB_MAX_MSG    INT64_C(16777216) /* verdicts from shards: 8192 reasons fit */
 #define ENDPOINT_MAX   512
+#define WORK_SNDHWM    100 /* work messages queued per validator (they can be MBs) */
 
 #define OFFICE_REQUIRED "office: required in development mode"
 
 enum { POLL_SIGNAL = 0, POLL_CLIENTS, POLL_VERDICTS, POLL_COUNT };
 
 struct ingest_t {
-    const char *bind;                 /* client ROUTER endpoint (borrowed from opts) */
-    const char *work;                 /* validator PUSH endpoint (borrowed) */
-    const amity_strlist_t *shards;    /* shard base endpoints (borrowed) */
-    int64_t max_msg;                  /* ZMQ_MAXMSGSIZE on the client ROUTER */
-    char id[INGEST_ID_LEN + 1];       /* "ing-" + 16 hex: our verdict topic */
-    void *clients;                    /* ROUTER bound at bind */
-    void *validators;                 /* PUSH bound at work */
-    void *verdicts;                   /* SUB connected to every shard's B+1 */
-    bool stopping;                    /* a stop signal arrived */
-    ingest_stats_t stats;             /* counters */
-    ingest_stats_t logged;            /* counters as last logged */
-    int64_t next_stats_ms;            /* monotonic deadline of the next stats line */
-    amity_msg_t msg;                  /* decode scratch */
-    ingest_out_t out;                 /* handler outputs, reused */
+    const char *bind;              /* client ROUTER endpoint (borrowed from opts) */
+    const char *work;              /* validator PUSH endpoint (borrowed) */
+    const amity_strlist_t *shards; /* shard base endpoints (borrowed) */
+    int64_t max_msg;               /* ZMQ_MAXMSGSIZE on the client ROUTER */
+    char id[INGEST_ID_LEN + 1];    /* "ing-" + 16 hex: our verdict topic */
+    void *clients;                 /* ROUTER bound at bind */
+    void *validators;              /* PUSH bound at work */
+    void *verdicts;                /* SUB connected to every shard's B+1 */
+    bool stopping;                 /* a stop signal arrived */
+    ingest_stats_t stats;          /* counters */
+    ingest_stats_t logged;         /* counters as last logged */
+    int64_t next_stats_ms;         /* monotonic deadline of the next stats line */
+    amity_msg_t msg;               /* decode scratch */
+    ingest_out_t out;              /* handler outputs, reused */
 };
 
 /* ------------------------------------------------------------------ */
@@ -89,15 +90,15 @@ s_random_id(char out[INGEST_ID_LEN + 1])
             }
             break;
         }
-        got += (size_t) n;
+        got += (size_t)n;
     }
     if (got < sizeof rnd) {
         /* no entropy source: time and pid still make a collision unlikely */
-        uint64_t x = (uint64_t) amity_clock_wall_ms() ^ ((uint64_t) getpid() << 32)
-                     ^ (uint64_t) amity_clock_mono_ms();
+        uint64_t x = (uint64_t)amity_clock_wall_ms() ^ ((uint64_t)getpid() << 32) ^
+                     (uint64_t)amity_clock_mono_ms();
         memcpy(rnd, &x, sizeof rnd);
     }
-    memcpy(out, "ing-", 4);
+    memcpy(out, "ing-", 5); /* NUL included; the hex overwrites it */
     s_hex(rnd, sizeof rnd, out + 4, INGEST_ID_LEN + 1 - 4);
 }
 
@@ -120,7 +121,7 @@ ingest_endpoint_offset(const char *base, int k, char *out, size_t out_len)
         }
         n = (k == 0) ? snprintf(out, out_len, "%s", base)
                      : snprintf(out, out_len, "%s-%d", base, k);
-        if (n < 0 || (size_t) n >= out_len) {
+        if (n < 0 || (size_t)n >= out_len) {
             out[0] = '\0';
             return AMITY_EINVAL;
         }
@@ -138,7 +139,7 @@ ingest_endpoint_offset(const char *base, int k, char *out, size_t out_len)
         colon = close + 1;
     } else {
         colon = strrchr(host, ':');
-        if (colon == NULL || colon == host || memchr(host, ':', (size_t) (colon - host))) {
+        if (colon == NULL || colon == host || memchr(host, ':', (size_t)(colon - host))) {
             return AMITY_EINVAL; /* an unbracketed IPv6 address is ambiguous */
         }
     }
@@ -155,8 +156,8 @@ ingest_endpoint_offset(const char *base, int k, char *out, size_t out_len)
     if (port < 1 || port + k > 65535) {
         return AMITY_EINVAL;
     }
-    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int) (colon - host), host, port + k);
-    if (n < 0 || (size_t) n >= out_len) {
+    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int)(colon - host), host, port + k);
+    if (n < 0 || (size_t)n >= out_len) {
         out[0] = '\0';
         return AMITY_EINVAL;
     }
@@ -235,7 +236,7 @@ ingest_new(ingest_t **out, const ingest_opts_t *opts)
         }
     }
     if (opts->max_msg < 1 || opts->max_msg > INGEST_MAX_MSG_MAX) {
-        amity_log_error("max-msg: %" PRId64 " is outside 1..%d", opts->max_msg,
+        amity_log_error("max-msg: %" PRId64 " is outside 1..%" PRId64, opts->max_msg,
                         INGEST_MAX_MSG_MAX);
         return AMITY_EINVAL;
     }
@@ -293,8 +294,7 @@ ingest_stats(const ingest_t *self)
 
 /* Fills out with an `error` reply for conn. */
 static int
-s_error_reply(ingest_t *self, const void *conn, size_t conn_len, const char *why,
-              ingest_out_t *out)
+s_error_reply(ingest_t *self, const void *conn, size_t conn_len, const char *why, ingest_out_t *out)
 {
     amity_msg_t err;
     int rc;
@@ -316,8 +316,8 @@ s_error_reply(ingest_t *self, const void *conn, size_t conn_len, const char *why
 }
 
 int
-ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *lens,
-                     int n_frames, ingest_out_t *out)
+ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *lens, int n_frames,
+                     ingest_out_t *out)
 {
     char why[AMITY_WHY_MAX];
     char conn_hex[2 * 256 + 1];
@@ -334,11 +334,11 @@ ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *le
     s_hex(frames[0], lens[0], conn_hex, sizeof conn_hex);
     if (n_frames != 2) {
         self->stats.bad_frames++;
-        amity_log_warn_rl(10, "client message refused conn=%s frames=%d why=\"expected one "
-                              "body frame after the routing id\"",
+        amity_log_warn_rl(10,
+                          "client message refused conn=%s frames=%d why=\"expected one "
+                          "body frame after the routing id\"",
                           conn_hex, n_frames - 1);
-        (void) snprintf(reply, sizeof reply, "message: expected 1 frame, got %d",
-                        n_frames - 1);
+        (void)snprintf(reply, sizeof reply, "message: expected 1 frame, got %d", n_frames - 1);
         return s_error_reply(self, frames[0], lens[0], reply, out);
     }
 
@@ -352,21 +352,20 @@ ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *le
         self->stats.bad_submits++;
         amity_log_warn_rl(10, "malformed client message conn=%s len=%zu why=\"%s\"", conn_hex,
                           lens[1], why);
-        return s_error_reply(self, frames[0], lens[0], why[0] ? why : "message: malformed",
-                             out);
+        return s_error_reply(self, frames[0], lens[0], why[0] ? why : "message: malformed", out);
     }
     if (m->type != AMITY_MSG_SUBMIT) {
         self->stats.bad_submits++;
         amity_log_warn_rl(10, "unexpected client message conn=%s type=%s", conn_hex,
                           amity_msg_type_name(m->type));
-        (void) snprintf(reply, sizeof reply, "t: ingest takes submit, not %s",
-                        amity_msg_type_name(m->type));
+        (void)snprintf(reply, sizeof reply, "t: ingest takes submit, not %s",
+                       amity_msg_type_name(m->type));
         rc = s_error_reply(self, frames[0], lens[0], reply, out);
         amity_msg_clear(m);
         return rc;
     }
     /* development mode: the office is what the client says it is */
-    if (m->office.len == 0 || !amity_office_valid((const char *) m->office.ptr, m->office.len)) {
+    if (m->office.len == 0 || !amity_office_valid((const char *)m->office.ptr, m->office.len)) {
         self->stats.bad_submits++;
         amity_log_warn_rl(10, "submit refused conn=%s why=\"%s\"", conn_hex, OFFICE_REQUIRED);
         rc = s_error_reply(self, frames[0], lens[0], OFFICE_REQUIRED, out);
@@ -401,8 +400,8 @@ ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *le
 }
 
 int
-ingest_handle_verdicts(ingest_t *self, const void *const *frames, const size_t *lens,
-                       int n_frames, ingest_out_t *out)
+ingest_handle_verdicts(ingest_t *self, const void *const *frames, const size_t *lens, int n_frames,
+                       ingest_out_t *out)
 {
     char why[AMITY_WHY_MAX];
     amity_msg_t *m = &self->msg;
@@ -432,9 +431,9 @@ ingest_handle_verdicts(ingest_t *self, const void *const *frames, const size_t *
     if (rc != 0 || m->type != AMITY_MSG_VERDICTS || m->conn.len == 0) {
         self->stats.bad_verdicts++;
         amity_log_warn_rl(10, "shard message dropped len=%zu why=\"%s\"", lens[1],
-                          rc != 0                              ? why
+                          rc != 0                         ? why
                           : m->type != AMITY_MSG_VERDICTS ? "not a verdicts message"
-                                                               : "conn: missing");
+                                                          : "conn: missing");
         amity_msg_clear(m);
         return 0;
     }
@@ -474,20 +473,20 @@ s_log_stats(ingest_t *self, const char *when)
 {
     const ingest_stats_t *s = &self->stats;
 
-    amity_log_info("stats%s submits=%" PRIu64 " records=%" PRIu64
-                   " dropped_no_validator=%" PRIu64 " bad_frames=%" PRIu64
-                   " bad_submits=%" PRIu64 " errors_sent=%" PRIu64 " verdict_msgs=%" PRIu64
-                   " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64 " dropped_replies=%" PRIu64,
+    amity_log_info("stats%s submits=%" PRIu64 " records=%" PRIu64 " dropped_no_validator=%" PRIu64
+                   " bad_frames=%" PRIu64 " bad_submits=%" PRIu64 " errors_sent=%" PRIu64
+                   " verdict_msgs=%" PRIu64 " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64
+                   " dropped_replies=%" PRIu64,
                    when, s->submits, s->records, s->dropped_no_validator, s->bad_frames,
-                   s->bad_submits, s->errors_sent, s->verdict_msgs, s->verdicts,
-                   s->bad_verdicts, s->dropped_replies);
+                   s->bad_submits, s->errors_sent, s->verdict_msgs, s->verdicts, s->bad_verdicts,
+                   s->dropped_replies);
     self->logged = self->stats;
 }
 
 static void
 s_exit_now(int sig)
 {
-    (void) sig;
+    (void)sig;
     _exit(AMITY_EXIT_RUNTIME);
 }
 
@@ -501,13 +500,13 @@ s_arm_second_signal(void)
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_exit_now;
-    (void) sigemptyset(&sa.sa_mask);
-    (void) sigaction(SIGINT, &sa, NULL);
-    (void) sigaction(SIGTERM, &sa, NULL);
-    (void) sigemptyset(&set);
-    (void) sigaddset(&set, SIGINT);
-    (void) sigaddset(&set, SIGTERM);
-    (void) sigprocmask(SIG_UNBLOCK, &set, NULL);
+    (void)sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGINT);
+    (void)sigaddset(&set, SIGTERM);
+    (void)sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 static void
@@ -542,12 +541,12 @@ s_recv_parts(void *sock, zmq_msg_t *parts, int max, int *n)
     *n = 0;
     for (i = 0;; i++) {
         zmq_msg_t *part = (i < max) ? &parts[i] : &extra;
-        (void) zmq_msg_init(part);
+        (void)zmq_msg_init(part);
         if (zmq_msg_recv(part, sock, ZMQ_DONTWAIT) < 0) {
             int e = errno;
-            (void) zmq_msg_close(part);
+            (void)zmq_msg_close(part);
             for (int j = 0; j < i && j < max; j++) {
-                (void) zmq_msg_close(&parts[j]);
+                (void)zmq_msg_close(&parts[j]);
             }
             errno = e;
             if (i == 0 && e == EAGAIN) {
@@ -557,9 +556,9 @@ s_recv_parts(void *sock, zmq_msg_t *parts, int max, int *n)
         }
         more = 0;
         more_len = sizeof more;
-        (void) zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len);
+        (void)zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len);
         if (part == &extra) {
-            (void) zmq_msg_close(&extra);
+            (void)zmq_msg_close(&extra);
         }
         if (!more) {
             break;
@@ -579,16 +578,17 @@ s_send_out(ingest_t *self, const ingest_out_t *out)
                 return -1;
             }
             self->stats.dropped_no_validator++;
-            amity_log_warn_rl(10, "work dropped why=\"no validator can take it\" "
-                                  "dropped_no_validator=%" PRIu64,
+            amity_log_warn_rl(10,
+                              "work dropped why=\"no validator can take it\" "
+                              "dropped_no_validator=%" PRIu64,
                               self->stats.dropped_no_validator);
         }
     }
     if (out->conn.len > 0 && out->reply.len > 0) {
         /* ROUTER_MANDATORY is off: a gone client's reply vanishes quietly */
-        if (zmq_send(self->clients, out->conn.data, out->conn.len, ZMQ_SNDMORE | ZMQ_DONTWAIT)
-                < 0
-            || zmq_send(self->clients, out->reply.data, out->reply.len, ZMQ_DONTWAIT) < 0) {
+        if (zmq_send(self->clients, out->conn.data, out->conn.len, ZMQ_SNDMORE | ZMQ_DONTWAIT) <
+                0 ||
+            zmq_send(self->clients, out->reply.data, out->reply.len, ZMQ_DONTWAIT) < 0) {
             if (errno != EAGAIN && errno != EHOSTUNREACH) {
                 return -1;
             }
@@ -627,7 +627,7 @@ s_drain(ingest_t *self, void *sock, int max_parts,
         }
         rc = handler(self, frames, lens, n, &self->out);
         for (i = 0; i < n && i < max_parts; i++) {
-            (void) zmq_msg_close(&parts[i]);
+            (void)zmq_msg_close(&parts[i]);
         }
         if (rc != 0) {
             return rc;
@@ -665,6 +665,7 @@ s_open_sockets(ingest_t *self, void *ctx)
 
     memset(&opts, 0, sizeof opts);
     opts.linger_ms = -1;
+    opts.sndhwm = WORK_SNDHWM;
     self->validators = amity_sock_new(ctx, ZMQ_PUSH, &opts);
     if (self->validators == NULL || amity_sock_bind(self->validators, self->work) != 0) {
         return AMITY_EIO;
@@ -682,8 +683,8 @@ s_open_sockets(ingest_t *self, void *ctx)
         return AMITY_EIO;
     }
     for (i = 0; i < self->shards->n; i++) {
-        if (ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep) != 0
-            || amity_sock_connect(self->verdicts, ep) != 0) {
+        if (ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep) != 0 ||
+            amity_sock_connect(self->verdicts, ep) != 0) {
             return AMITY_EIO;
         }
     }
@@ -701,15 +702,15 @@ s_log_ready(const ingest_t *self)
     list[0] = '\0';
     for (i = 0; i < self->shards->n && o < sizeof list; i++) {
         int n;
-        (void) ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep);
+        (void)ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep);
         n = snprintf(list + o, sizeof list - o, "%s%s", i ? "," : "", ep);
         if (n < 0) {
             break;
         }
-        o += (size_t) n;
+        o += (size_t)n;
     }
-    amity_log_info("ready id=%s bind=%s work=%s verdicts=%s mode=development", self->id,
-                   self->bind, self->work, list);
+    amity_log_info("ready id=%s bind=%s work=%s verdicts=%s mode=development", self->id, self->bind,
+                   self->work, list);
 }
 
 static void
@@ -734,7 +735,7 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
     }
     s_log_ready(self);
 #ifdef AMITY_HAVE_SYSTEMD
-    (void) sd_notify(0, "READY=1");
+    (void)sd_notify(0, "READY=1");
 #endif
 
     memset(items, 0, sizeof items);
@@ -748,13 +749,11 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
 
     while (!self->stopping) {
         int64_t now = amity_clock_mono_ms();
-        long timeout = (long) (self->next_stats_ms > now ? self->next_stats_ms - now : 0);
+        long timeout = (long)(self->next_stats_ms > now ? self->next_stats_ms - now : 0);
 
         /* a negative fd is not polled; skip the slot rather than rely on that */
-        if (zmq_poll(signal_fd >= 0 ? items : items + 1, signal_fd >= 0 ? POLL_COUNT
-                                                                        : POLL_COUNT - 1,
-                     timeout)
-            < 0) {
+        if (zmq_poll(signal_fd >= 0 ? items : items + 1,
+                     signal_fd >= 0 ? POLL_COUNT : POLL_COUNT - 1, timeout) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -799,7 +798,7 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
         amity_log_error("out of memory");
     }
 #ifdef AMITY_HAVE_SYSTEMD
-    (void) sd_notify(0, "STOPPING=1");
+    (void)sd_notify(0, "STOPPING=1");
 #endif
     s_log_stats(self, " final");
     s_close_sockets(self);

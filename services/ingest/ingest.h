@@ -13,8 +13,8 @@
 #include "amity/buf.h"
 #include "amity/config.h"
 
-#define INGEST_ID_LEN     20      /**< "ing-" + 16 hex digits */
-#define INGEST_MAX_MSG_MAX (16 * 1024 * 1024) /**< largest accepted max-msg */
+#define INGEST_ID_LEN      20                /**< "ing-" + 16 hex digits */
+#define INGEST_MAX_MSG_MAX INT64_C(16777216) /**< largest accepted max-msg */
 
 typedef struct ingest_t ingest_t;
 

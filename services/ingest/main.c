@@ -67,8 +67,8 @@ main(int argc, char **argv)
         goto out;
     }
     if (amity_log_set_level(cfg.log_level) != 0) {
-        fprintf(stderr, "amity-ingest: log-level: '%s' is not error, warn, info or debug\n",
-                cfg.log_level);
+        (void)fprintf(stderr, "amity-ingest: log-level: '%s' is not error, warn, info or debug\n",
+                      cfg.log_level);
         goto out;
     }
     opts.bind = cfg.bind;
@@ -101,7 +101,7 @@ main(int argc, char **argv)
 out:
     ingest_destroy(&ingest);
     if (ctx != NULL) {
-        (void) zmq_ctx_term(ctx);
+        (void)zmq_ctx_term(ctx);
         amity_log_info("stopped code=%d", code);
     }
     amity_signals_close(&sfd);

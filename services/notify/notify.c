@@ -56,7 +56,6 @@ struct notify {
     int64_t next_stats_ms;         /**< next counters line */
     notify_stats_t logged;         /**< counters at the last line */
     uint64_t logged_resyncs;       /**< shard resyncs at the last line */
-    uint64_t logged_totals;        /**< shard totals at the last line */
 };
 
 int
@@ -228,7 +227,7 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
 
     sopts.max_msg = S_SHARD_MSG_MAX;
     sopts.rcvhwm = 10000;
-    sopts.linger_ms = -1;
+    sopts.linger_ms = 0; /* only the subscription is ever sent upstream */
     dopts.max_msg = S_SHARD_MSG_MAX;
     dopts.sndhwm = 4; /* snapreqs to a shard that is down must not pile up */
     dopts.rcvhwm = 10000;
@@ -515,8 +514,8 @@ s_log_stats(notify_t *self, bool force)
         }
         at += (size_t)n;
     }
-    if (!force && memcmp(st, &self->logged, sizeof(*st)) == 0 && resyncs == self->logged_resyncs
-        && totals == self->logged_totals) {
+    /* heartbeats alone (totals_in) are no reason for a line */
+    if (!force && memcmp(st, &self->logged, sizeof(*st)) == 0 && resyncs == self->logged_resyncs) {
         return;
     }
     amity_log_info("stats seq=%llu keys=%zu subscribers=%zu totals_in=%llu batches=%llu "
@@ -534,7 +533,6 @@ s_log_stats(notify_t *self, bool force)
                    (unsigned long long)st->n_drops, (unsigned long long)resyncs, per);
     self->logged = *st;
     self->logged_resyncs = resyncs;
-    self->logged_totals = totals;
 }
 
 int

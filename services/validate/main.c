@@ -65,8 +65,8 @@ main(int argc, char **argv)
         goto out;
     }
     if (amity_log_set_level(cfg.log_level) != 0) {
-        fprintf(stderr, "amity-validate: log-level: '%s' is not error, warn, info or debug\n",
-                cfg.log_level);
+        (void)fprintf(stderr, "amity-validate: log-level: '%s' is not error, warn, info or debug\n",
+                      cfg.log_level);
         goto out;
     }
     opts.ingest = &cfg.ingest;
@@ -98,7 +98,7 @@ main(int argc, char **argv)
 out:
     validate_destroy(&validate);
     if (ctx != NULL) {
-        (void) zmq_ctx_term(ctx);
+        (void)zmq_ctx_term(ctx);
         amity_log_info("stopped code=%d", code);
     }
     amity_signals_close(&sfd);

@@ -31,12 +31,13 @@
 #include "amity/signals.h"
 #include "amity/sock.h"
 
-#define BATCH_MAX          256    /* work messages read per iteration */
-#define STATS_EVERY_MS     10000  /* counters logged this often when they changed */
-#define MAX_DAY_EVERY_MS   1000   /* "tomorrow" recomputed this often */
-#define WORK_MAX_MSG       (16 * 1024 * 1024 + 64 * 1024) /* ingest's largest max-msg + envelope */
-#define WORK_RCVHWM        100    /* a stalled validator hoards little work */
-#define ENDPOINT_MAX       512
+#define BATCH_MAX        256               /* work messages read per iteration */
+#define STATS_EVERY_MS   10000             /* counters logged this often when they changed */
+#define MAX_DAY_EVERY_MS 1000              /* "tomorrow" recomputed this often */
+#define WORK_MAX_MSG     INT64_C(16842752) /* ingest's largest max-msg + envelope */
+#define WORK_RCVHWM      100               /* a stalled validator hoards little work */
+#define APPLY_SNDHWM     100 /* apply messages ZeroMQ queues per shard (they can be MBs) */
+#define ENDPOINT_MAX     512
 
 /* One item waiting to become an apply item: offsets, since the scratch
  * buffer may move while it grows. */
@@ -65,34 +66,34 @@ typedef struct {
 } shard_t;
 
 struct validate_t {
-    const amity_strlist_t *ingest;    /* ingest work endpoints (borrowed) */
-    const char *tz;                   /* time zone of the date rule (borrowed) */
-    uint32_t n_shards;                /* shards, in amity_shard_of order */
-    shard_t *shards;                  /* [n_shards] */
-    void *work;                       /* PULL connected to every ingest */
-    int32_t max_day;                  /* latest accepted date, days since epoch */
-    int64_t max_day_at_ms;            /* monotonic time max_day was computed */
-    bool pinned;                      /* max_day set by hand: do not refresh */
-    bool stopping;                    /* a stop signal arrived */
-    validate_stats_t stats;           /* counters */
-    validate_stats_t logged;          /* counters as last logged */
-    int64_t next_stats_ms;            /* monotonic deadline of the next stats line */
-    amity_msg_t msg;                  /* decoded work */
-    char office[AMITY_OFFICE_MAX + 1];/* work.office, NUL-terminated */
-    amity_fields_t fields;            /* decode scratch, one record */
-    amity_record_t rec;               /* validation scratch, one record */
-    zmq_pollitem_t *items;            /* poll set: signal, work, one per shard */
+    const amity_strlist_t *ingest;     /* ingest work endpoints (borrowed) */
+    const char *tz;                    /* time zone of the date rule (borrowed) */
+    uint32_t n_shards;                 /* shards, in amity_shard_of order */
+    shard_t *shards;                   /* [n_shards] */
+    void *work;                        /* PULL connected to every ingest */
+    int32_t max_day;                   /* latest accepted date, days since epoch */
+    int64_t max_day_at_ms;             /* monotonic time max_day was computed */
+    bool pinned;                       /* max_day set by hand: do not refresh */
+    bool stopping;                     /* a stop signal arrived */
+    validate_stats_t stats;            /* counters */
+    validate_stats_t logged;           /* counters as last logged */
+    int64_t next_stats_ms;             /* monotonic deadline of the next stats line */
+    amity_msg_t msg;                   /* decoded work */
+    char office[AMITY_OFFICE_MAX + 1]; /* work.office, NUL-terminated */
+    amity_fields_t fields;             /* decode scratch, one record */
+    amity_record_t rec;                /* validation scratch, one record */
+    zmq_pollitem_t *items;             /* poll set: signal, work, one per shard */
 };
 
 static const char *const s_why_names[VALIDATE_WHY_COUNT] = {
-    "record", "id",       "rev",   "retract", "kind",  "date",   "country", "metric",
-    "amount", "currency", "scope", "level",   "note",  "office", "other",
+    "record", "id",       "rev",   "retract", "kind", "date",   "country", "metric",
+    "amount", "currency", "scope", "level",   "note", "office", "other",
 };
 
 const char *
 validate_why_name(validate_why_t w)
 {
-    if ((int) w < 0 || w >= VALIDATE_WHY_COUNT) {
+    if ((int)w < 0 || w >= VALIDATE_WHY_COUNT) {
         return "?";
     }
     return s_why_names[w];
@@ -122,7 +123,7 @@ s_endpoint_offset(const char *base, int k, char *out, size_t out_len)
         }
         n = (k == 0) ? snprintf(out, out_len, "%s", base)
                      : snprintf(out, out_len, "%s-%d", base, k);
-        if (n < 0 || (size_t) n >= out_len) {
+        if (n < 0 || (size_t)n >= out_len) {
             out[0] = '\0';
             return AMITY_EINVAL;
         }
@@ -140,7 +141,7 @@ s_endpoint_offset(const char *base, int k, char *out, size_t out_len)
         colon = close + 1;
     } else {
         colon = strrchr(host, ':');
-        if (colon == NULL || colon == host || memchr(host, ':', (size_t) (colon - host))) {
+        if (colon == NULL || colon == host || memchr(host, ':', (size_t)(colon - host))) {
             return AMITY_EINVAL;
         }
     }
@@ -157,8 +158,8 @@ s_endpoint_offset(const char *base, int k, char *out, size_t out_len)
     if (port < 1 || port + k > 65535) {
         return AMITY_EINVAL;
     }
-    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int) (colon - host), host, port + k);
-    if (n < 0 || (size_t) n >= out_len) {
+    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int)(colon - host), host, port + k);
+    if (n < 0 || (size_t)n >= out_len) {
         out[0] = '\0';
         return AMITY_EINVAL;
     }
@@ -168,7 +169,7 @@ s_endpoint_offset(const char *base, int k, char *out, size_t out_len)
 static validate_why_t
 s_why_field(const char *why)
 {
-    static const char *const metrics[] = { "delegations", "people", "activities", "projects",
+    static const char *const metrics[] = { "delegations", "people",   "activities", "projects",
                                            "awards",      "partners", "orgs" };
     const char *colon = strchr(why, ':');
     size_t len;
@@ -177,11 +178,11 @@ s_why_field(const char *why)
     if (colon == NULL) {
         return VALIDATE_WHY_OTHER;
     }
-    len = (size_t) (colon - why);
+    len = (size_t)(colon - why);
     for (i = 0; i < VALIDATE_WHY_OTHER; i++) {
-        if (i != VALIDATE_WHY_METRIC && strlen(s_why_names[i]) == len
-            && memcmp(s_why_names[i], why, len) == 0) {
-            return (validate_why_t) i;
+        if (i != VALIDATE_WHY_METRIC && strlen(s_why_names[i]) == len &&
+            memcmp(s_why_names[i], why, len) == 0) {
+            return (validate_why_t)i;
         }
     }
     for (i = 0; i < sizeof metrics / sizeof metrics[0]; i++) {
@@ -205,14 +206,14 @@ s_rejected_id(const amity_fields_t *f, size_t *len)
         if (fld->name_len != 2 || memcmp(fld->name, "id", 2) != 0) {
             continue;
         }
-        if (fld->val.type != AMITY_VAL_STR || fld->val.as.s.len == 0
-            || fld->val.as.s.len > AMITY_ID_MAX) {
+        if (fld->val.type != AMITY_VAL_STR || fld->val.as.s.len == 0 ||
+            fld->val.as.s.len > AMITY_ID_MAX) {
             return NULL;
         }
         for (j = 0; j < fld->val.as.s.len; j++) {
             char c = fld->val.as.s.ptr[j];
-            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-                  || c == '.' || c == '_' || c == ':' || c == '-')) {
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == ':' || c == '-')) {
                 return NULL;
             }
         }
@@ -259,7 +260,7 @@ s_refresh_max_day(validate_t *self, int64_t now_ms)
     self->max_day_at_ms = now_ms;
     if (amity_clock_max_day(time(NULL), self->tz, &day) != 0) {
         amity_log_warn_rl(60, "cannot compute tomorrow in tz=%s; keeping max_day=%d", self->tz,
-                          (int) self->max_day);
+                          (int)self->max_day);
         return;
     }
     self->max_day = day;
@@ -304,8 +305,8 @@ validate_new(validate_t **out, const validate_opts_t *opts)
             return AMITY_EINVAL;
         }
     }
-    if (opts->tz == NULL || opts->tz[0] == '\0'
-        || amity_clock_max_day(time(NULL), opts->tz, &day) != 0) {
+    if (opts->tz == NULL || opts->tz[0] == '\0' ||
+        amity_clock_max_day(time(NULL), opts->tz, &day) != 0) {
         amity_log_error("tz: '%s' is not a known time zone (an IANA name such as %s)",
                         opts->tz ? opts->tz : "", AMITY_DEFAULT_TZ);
         return AMITY_EINVAL;
@@ -315,9 +316,9 @@ validate_new(validate_t **out, const validate_opts_t *opts)
     if (self == NULL) {
         return AMITY_ENOMEM;
     }
-    self->n_shards = (uint32_t) opts->shards->n;
+    self->n_shards = (uint32_t)opts->shards->n;
     self->shards = calloc(self->n_shards, sizeof *self->shards);
-    self->items = calloc(2 + (size_t) self->n_shards, sizeof *self->items);
+    self->items = calloc(2 + (size_t)self->n_shards, sizeof *self->items);
     if (self->shards == NULL || self->items == NULL) {
         free(self->shards);
         free(self->items);
@@ -327,7 +328,7 @@ validate_new(validate_t **out, const validate_opts_t *opts)
     for (i = 0; i < self->n_shards; i++) {
         shard_t *sh = &self->shards[i];
         size_t q;
-        (void) s_endpoint_offset(opts->shards->items[i], 0, sh->endpoint, sizeof sh->endpoint);
+        (void)s_endpoint_offset(opts->shards->items[i], 0, sh->endpoint, sizeof sh->endpoint);
         amity_buf_init(&sh->scratch);
         amity_buf_init(&sh->apply);
         for (q = 0; q < VALIDATE_OUTBOX_MAX; q++) {
@@ -431,7 +432,7 @@ s_check_record(validate_t *self, const amity_item_t *in)
     } else {
         id = decoded ? s_rejected_id(&self->fields, &id_len) : NULL;
         if (why[0] == '\0') {
-            (void) snprintf(why, sizeof why, "record: invalid");
+            (void)snprintf(why, sizeof why, "record: invalid");
         }
     }
     s = (id != NULL) ? amity_shard_of(self->office, id, id_len, self->n_shards) : 0;
@@ -537,18 +538,16 @@ validate_handle_work(validate_t *self, const uint8_t *body, size_t len)
         return rc;
     }
     if (rc == 0 && m->type != AMITY_MSG_WORK) {
-        (void) snprintf(why, sizeof why, "t: expected work, got %s",
-                        amity_msg_type_name(m->type));
+        (void)snprintf(why, sizeof why, "t: expected work, got %s", amity_msg_type_name(m->type));
         rc = AMITY_EPROTO;
     }
     if (rc == 0 && (m->ing.len == 0 || m->conn.len == 0)) {
-        (void) snprintf(why, sizeof why, "%s: missing", m->ing.len == 0 ? "ing" : "conn");
+        (void)snprintf(why, sizeof why, "%s: missing", m->ing.len == 0 ? "ing" : "conn");
         rc = AMITY_EPROTO;
     }
-    if (rc == 0
-        && (!amity_view_copy(m->office, self->office, sizeof self->office)
-            || !amity_office_valid(self->office, strlen(self->office)))) {
-        (void) snprintf(why, sizeof why, "office: not a valid office id");
+    if (rc == 0 && (!amity_view_copy(m->office, self->office, sizeof self->office) ||
+                    !amity_office_valid(self->office, strlen(self->office)))) {
+        (void)snprintf(why, sizeof why, "office: not a valid office id");
         rc = AMITY_EPROTO;
     }
     if (rc != 0) {
@@ -598,7 +597,7 @@ s_log_stats(validate_t *self, const char *when)
             int n = snprintf(by + o, sizeof by - o, " rejected.%s=%" PRIu64, s_why_names[i],
                              s->rejected_by[i]);
             if (n > 0) {
-                o += (size_t) n;
+                o += (size_t)n;
             }
         }
     }
@@ -616,7 +615,7 @@ s_log_stats(validate_t *self, const char *when)
 static void
 s_exit_now(int sig)
 {
-    (void) sig;
+    (void)sig;
     _exit(AMITY_EXIT_RUNTIME);
 }
 
@@ -629,13 +628,13 @@ s_arm_second_signal(void)
 
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = s_exit_now;
-    (void) sigemptyset(&sa.sa_mask);
-    (void) sigaction(SIGINT, &sa, NULL);
-    (void) sigaction(SIGTERM, &sa, NULL);
-    (void) sigemptyset(&set);
-    (void) sigaddset(&set, SIGINT);
-    (void) sigaddset(&set, SIGTERM);
-    (void) sigprocmask(SIG_UNBLOCK, &set, NULL);
+    (void)sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGINT);
+    (void)sigaddset(&set, SIGTERM);
+    (void)sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 static void
@@ -734,31 +733,31 @@ s_drain_work(validate_t *self)
     int rc;
 
     for (got = 0; got < BATCH_MAX && !s_outbox_full(self); got++) {
-        (void) zmq_msg_init(&part);
+        (void)zmq_msg_init(&part);
         if (zmq_msg_recv(&part, self->work, ZMQ_DONTWAIT) < 0) {
             int e = errno;
-            (void) zmq_msg_close(&part);
+            (void)zmq_msg_close(&part);
             errno = e;
             return e == EAGAIN ? 0 : -1;
         }
         more = 0;
         more_len = sizeof more;
-        (void) zmq_getsockopt(self->work, ZMQ_RCVMORE, &more, &more_len);
+        (void)zmq_getsockopt(self->work, ZMQ_RCVMORE, &more, &more_len);
         if (more) {
             /* work is one frame: drop the whole message */
             int frames = 1;
             while (more) {
-                (void) zmq_msg_close(&part);
-                (void) zmq_msg_init(&part);
+                (void)zmq_msg_close(&part);
+                (void)zmq_msg_init(&part);
                 if (zmq_msg_recv(&part, self->work, ZMQ_DONTWAIT) < 0) {
                     break;
                 }
                 frames++;
                 more = 0;
                 more_len = sizeof more;
-                (void) zmq_getsockopt(self->work, ZMQ_RCVMORE, &more, &more_len);
+                (void)zmq_getsockopt(self->work, ZMQ_RCVMORE, &more, &more_len);
             }
-            (void) zmq_msg_close(&part);
+            (void)zmq_msg_close(&part);
             self->stats.bad_work++;
             amity_log_warn_rl(10, "work message dropped frames=%d why=\"expected 1 frame\"",
                               frames);
@@ -767,20 +766,20 @@ s_drain_work(validate_t *self)
         s_refresh_max_day(self, amity_clock_mono_ms());
         rc = validate_handle_work(self, zmq_msg_data(&part), zmq_msg_size(&part));
         if (rc == AMITY_ENOMEM) {
-            (void) zmq_msg_close(&part);
+            (void)zmq_msg_close(&part);
             return rc;
         }
         if (rc == 0) {
             for (s = 0; s < self->n_shards; s++) {
                 if (self->shards[s].apply.len > 0 && s_send_apply(self, &self->shards[s]) != 0) {
-                    (void) zmq_msg_close(&part);
+                    (void)zmq_msg_close(&part);
                     return -1;
                 }
             }
         }
         /* item views borrow the part until the applies are sent or queued */
         amity_msg_clear(&self->msg);
-        (void) zmq_msg_close(&part);
+        (void)zmq_msg_close(&part);
     }
     return 0;
 }
@@ -804,8 +803,12 @@ s_open_sockets(validate_t *self, void *ctx)
             return AMITY_EIO;
         }
     }
+    /* not ZMQ_IMMEDIATE: a connecting PUSH keeps its queue across a shard
+     * restart, so what is queued when a shard drops is delivered when it is
+     * back; past APPLY_SNDHWM the outbox takes over */
     memset(&opts, 0, sizeof opts);
     opts.linger_ms = -1;
+    opts.sndhwm = APPLY_SNDHWM;
     for (i = 0; i < self->n_shards; i++) {
         shard_t *sh = &self->shards[i];
         sh->push = amity_sock_new(ctx, ZMQ_PUSH, &opts);
@@ -831,7 +834,7 @@ s_log_ready(const validate_t *self)
         if (n < 0) {
             break;
         }
-        o += (size_t) n;
+        o += (size_t)n;
     }
     o = 0;
     shards[0] = '\0';
@@ -840,7 +843,7 @@ s_log_ready(const validate_t *self)
         if (n < 0) {
             break;
         }
-        o += (size_t) n;
+        o += (size_t)n;
     }
     amity_log_info("ready ingest=%s shards=%s tz=%s", ingest, shards, self->tz);
 }
@@ -866,7 +869,7 @@ s_drop_queued(validate_t *self)
     for (s = 0; s < self->n_shards; s++) {
         shard_t *sh = &self->shards[s];
         if (sh->push != NULL) {
-            (void) s_flush_shard(self, sh);
+            (void)s_flush_shard(self, sh);
         }
         while (sh->out_n > 0) {
             amity_buf_clear(&sh->outbox[sh->out_head]);
@@ -900,11 +903,11 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
     }
     s_log_ready(self);
 #ifdef AMITY_HAVE_SYSTEMD
-    (void) sd_notify(0, "READY=1");
+    (void)sd_notify(0, "READY=1");
 #endif
 
     /* items[0] signal fd, items[1] work, items[2 + s] shard s */
-    memset(items, 0, (2 + (size_t) self->n_shards) * sizeof *items);
+    memset(items, 0, (2 + (size_t)self->n_shards) * sizeof *items);
     items[0].fd = signal_fd;
     items[0].events = ZMQ_POLLIN;
     items[1].socket = self->work;
@@ -912,12 +915,12 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
         items[2 + s].socket = self->shards[s].push;
     }
     set = signal_fd >= 0 ? items : items + 1;
-    n_set = (int) (self->n_shards + (signal_fd >= 0 ? 2 : 1));
+    n_set = (int)(self->n_shards + (signal_fd >= 0 ? 2 : 1));
     self->next_stats_ms = amity_clock_mono_ms() + STATS_EVERY_MS;
 
     while (!self->stopping) {
         int64_t now = amity_clock_mono_ms();
-        long timeout = (long) (self->next_stats_ms > now ? self->next_stats_ms - now : 0);
+        long timeout = (long)(self->next_stats_ms > now ? self->next_stats_ms - now : 0);
 
         /* read work only while every shard can take what it produces */
         items[1].events = s_outbox_full(self) ? 0 : ZMQ_POLLIN;
@@ -941,7 +944,8 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
             s_on_signal(self, signal_fd);
         }
         for (s = 0; s < self->n_shards; s++) {
-            if ((items[2 + s].revents & ZMQ_POLLOUT) && s_flush_shard(self, &self->shards[s]) != 0) {
+            if ((items[2 + s].revents & ZMQ_POLLOUT) &&
+                s_flush_shard(self, &self->shards[s]) != 0) {
                 rc = -1;
                 break;
             }
@@ -974,7 +978,7 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
         amity_log_error("out of memory");
     }
 #ifdef AMITY_HAVE_SYSTEMD
-    (void) sd_notify(0, "STOPPING=1");
+    (void)sd_notify(0, "STOPPING=1");
 #endif
     s_drop_queued(self);
     s_log_stats(self, " final");

@@ -13,7 +13,7 @@
 #include "amity/buf.h"
 #include "amity/config.h"
 
-#define VALIDATE_OUTBOX_MAX 64  /**< apply messages queued per shard before work pauses */
+#define VALIDATE_OUTBOX_MAX 64 /**< apply messages queued per shard before work pauses */
 
 /*  What rejections are counted by: the field a reason names. */
 typedef enum {
@@ -24,14 +24,14 @@ typedef enum {
     VALIDATE_WHY_KIND,
     VALIDATE_WHY_DATE,
     VALIDATE_WHY_COUNTRY,
-    VALIDATE_WHY_METRIC,     /**< any count metric (delegations, people, ...) */
+    VALIDATE_WHY_METRIC, /**< any count metric (delegations, people, ...) */
     VALIDATE_WHY_AMOUNT,
     VALIDATE_WHY_CURRENCY,
     VALIDATE_WHY_SCOPE,
     VALIDATE_WHY_LEVEL,
     VALIDATE_WHY_NOTE,
     VALIDATE_WHY_OFFICE,
-    VALIDATE_WHY_OTHER,      /**< unknown fields and anything else */
+    VALIDATE_WHY_OTHER, /**< unknown fields and anything else */
     VALIDATE_WHY_COUNT
 } validate_why_t;
 
@@ -46,15 +46,15 @@ typedef struct {
 
 /*  Counters (logged every 10 s when changed, and at exit). */
 typedef struct {
-    uint64_t work_msgs;                         /**< work messages handled */
-    uint64_t bad_work;                          /**< malformed work messages dropped */
-    uint64_t validated;                         /**< records checked */
-    uint64_t accepted;                          /**< records that passed */
-    uint64_t rejected;                          /**< records that did not */
-    uint64_t rejected_by[VALIDATE_WHY_COUNT];   /**< rejections by the field named */
-    uint64_t apply_sent;                        /**< apply messages handed to ZeroMQ */
-    uint64_t apply_deferred;                    /**< apply messages that had to wait */
-    uint64_t apply_dropped;                     /**< apply messages dropped at shutdown */
+    uint64_t work_msgs;                       /**< work messages handled */
+    uint64_t bad_work;                        /**< malformed work messages dropped */
+    uint64_t validated;                       /**< records checked */
+    uint64_t accepted;                        /**< records that passed */
+    uint64_t rejected;                        /**< records that did not */
+    uint64_t rejected_by[VALIDATE_WHY_COUNT]; /**< rejections by the field named */
+    uint64_t apply_sent;                      /**< apply messages handed to ZeroMQ */
+    uint64_t apply_deferred;                  /**< apply messages that had to wait */
+    uint64_t apply_dropped;                   /**< apply messages dropped at shutdown */
 } validate_stats_t;
 
 /*  Checks opts (at least one ingest and one shard endpoint, well-formed;

@@ -884,7 +884,7 @@ def random_record(rng, rid, kind=None, rev=None):
         else:
             r["amount"] = money_str(minor, cur)
         r["currency"] = cur
-    if kind in ("activity", "delegation_in", "delegation_out") and rng.random() < 0.5:
+    if kind == "activity" and rng.random() < 0.5:   # scope: activities only
         r["scope"] = rng.choice(["bilateral", "multilateral"])
     if kind == "org_founded" and rng.random() < 0.7:
         r["level"] = rng.choice(["central", "local"])

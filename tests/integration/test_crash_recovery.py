@@ -7,6 +7,7 @@ exactly: nothing lost, nothing counted twice."""
 import os
 import random
 import signal
+import threading
 import time
 
 import harness as h
@@ -14,6 +15,8 @@ import harness as h
 BASE_PORT = 17800
 OFFICES = ["lhhn-khanh-hoa", "hoi-viet-phap"]
 N_PER_OFFICE = 8500   # plus corrections, retractions and resends: ~10k lines each
+N_CHUNKS = 12         # files per office, submitted one after the other
+PACE_S = 1.2          # a file starts no earlier than i * PACE_S after the first
 
 
 def main():
@@ -21,30 +24,51 @@ def main():
     with h.Cluster("crash", BASE_PORT, shards=1, validators=2) as c:
         h.require_binaries(["amity-submit", "amity-query", "amity-subscribe"])
         model = h.Model()
-        paths = {}
+        chunks = {}
         for o in OFFICES:
             stream = h.gen_stream(rng, o, N_PER_OFFICE, "cr", correct_frac=0.1,
                                   retract_frac=0.05, resend_frac=0.02)
             for rec in stream:
                 model.apply(o, rec)   # final state does not depend on the order
-            paths[o] = h.write_lines(os.path.join(c.dir, "stream-%s.jsonl" % o),
-                                     [h.jsonl(r) for r in stream])
-            h.log("%s: %d lines" % (o, len(stream)))
+            step = (len(stream) + N_CHUNKS - 1) // N_CHUNKS
+            chunks[o] = [h.write_lines(os.path.join(c.dir, "stream-%s-%02d.jsonl" % (o, i)),
+                                       [h.jsonl(r) for r in stream[i * step:(i + 1) * step]])
+                         for i in range(N_CHUNKS)]
+            h.log("%s: %d lines in %d files" % (o, len(stream), N_CHUNKS))
         ref = model.totals()
         c.start_all()
-        sub = c.subscribe([""], label="crash", strict_seq=False)
+        sub = c.subscribe([""], label="crash")
         sub.wait_first_snapshot()
 
-        procs = [c.submit_async(o, paths[o], ["--timeout-ms", "1000", "--deadline-s", "200"])
-                 for o in OFFICES]
+        # one submitter thread per office runs amity-submit on its files in
+        # turn, paced so that the stream spans the whole chaos schedule
+        results = {o: [] for o in OFFICES}
+        errors = []
+        t_start = time.monotonic()
+
+        def submitter(office):
+            try:
+                for i, path in enumerate(chunks[office]):
+                    wait = t_start + i * PACE_S - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    p = c.submit_async(office, path,
+                                       ["--timeout-ms", "1000", "--deadline-s", "200"])
+                    results[office].append((path, p.wait(230)))
+            except Exception as e:  # noqa: BLE001
+                errors.append("%s: %s" % (office, e))
+        threads = [threading.Thread(target=submitter, args=(o,), daemon=True) for o in OFFICES]
+        for t in threads:
+            t.start()
 
         def running():
-            return any(p.running() for p in procs)
+            return any(t.is_alive() for t in threads)
 
-        # chaos schedule: (delay before, action)
+        # chaos schedule: (delay before, daemon to kill -9 and restart)
         plan = [
-            (0.7, "aggregate0"), (1.0, "ingest"), (1.0, "aggregate0"), (1.0, "validate1"),
-            (1.0, "aggregate0"), (1.0, "ingest"), (1.0, "validate0"), (1.0, "aggregate0"),
+            (0.8, "aggregate0"), (0.8, "ingest"), (0.8, "aggregate0"), (0.8, "validate1"),
+            (0.8, "aggregate0"), (0.8, "ingest"), (0.8, "validate0"), (0.8, "aggregate0"),
+            (0.8, "validate1"), (0.8, "aggregate0"),
         ]
         done = []
         for delay, name in plan:
@@ -59,19 +83,26 @@ def main():
         h.log("chaos actions during the stream: %d of %d (%s)%s" % (
             len(done), len(plan), ", ".join(done),
             "" if len(done) == len(plan) else " -- stream ended early, fewer crashes exercised"))
-        results = [p.wait(230) for p in procs]
-        for o, r in zip(OFFICES, results):
-            if r.returncode != 0:
-                raise AssertionError("amity-submit for %s exited %d (expected 0); summary %s; "
-                                     "stdout tail:\n%s\nstderr tail:\n%s" % (
-                                         o, r.returncode, r.summary, r.stdout[-1500:],
-                                         r.stderr[-1500:]))
-            if r.summary is None or r.summary[2] != 0:
-                raise AssertionError("amity-submit %s: bad summary %r" % (o, r.stdout[-300:]))
-            n_lines = sum(1 for _ in open(paths[o], encoding="utf-8"))
-            if r.summary[0] + r.summary[1] != n_lines:
-                raise AssertionError("amity-submit %s: accepted+duplicate = %d, lines %d" % (
-                    o, r.summary[0] + r.summary[1], n_lines))
+        for t in threads:
+            t.join(timeout=250)
+        if errors:
+            raise AssertionError("submitters: " + "; ".join(errors))
+        for o in OFFICES:
+            for path, r in results[o]:
+                if r.returncode != 0:
+                    raise AssertionError("amity-submit %s exited %d (expected 0); summary %s; "
+                                         "stdout tail:\n%s\nstderr tail:\n%s" % (
+                                             path, r.returncode, r.summary, r.stdout[-1500:],
+                                             r.stderr[-1500:]))
+                n_lines = sum(1 for _ in open(path, encoding="utf-8"))
+                if r.summary is None or r.summary[2] != 0 or \
+                        r.summary[0] + r.summary[1] != n_lines:
+                    raise AssertionError("amity-submit %s: summary %s for %d lines" % (
+                        path, r.summary, n_lines))
+            h.log("%s: %d files, accepted %d, duplicate %d; slowest file %.1fs" % (
+                o, len(results[o]), sum(r.summary[0] for _, r in results[o]),
+                sum(r.summary[1] for _, r in results[o]),
+                max(r.duration for _, r in results[o])))
         c.check_daemons_alive()
         h.log("reference: %d non-zero keys over %d live records" % (
             len(h.nonzero(ref)), len(model.live_records())))

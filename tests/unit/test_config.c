@@ -44,19 +44,27 @@ static const amity_opt_t s_opts[] = {
 };
 
 static const amity_config_spec_t s_spec = {
-    "amity-test", "test", "a program for the config tests", s_opts,
-    sizeof(s_opts) / sizeof(s_opts[0]), false,
+    "amity-test",
+    "test",
+    "a program for the config tests",
+    s_opts,
+    sizeof(s_opts) / sizeof(s_opts[0]),
+    false,
 };
 
 static const amity_config_spec_t s_spec_args = {
-    "amity-test", "test", "a program that takes arguments", s_opts,
-    sizeof(s_opts) / sizeof(s_opts[0]), true,
+    "amity-test",
+    "test",
+    "a program that takes arguments",
+    s_opts,
+    sizeof(s_opts) / sizeof(s_opts[0]),
+    true,
 };
 
 static const char *const s_env_vars[] = {
-    "AMITY_CONFIG",       "AMITY_TEST_BIND",   "AMITY_TEST_BATCH", "AMITY_TEST_DELTA",
-    "AMITY_TEST_NO_SYNC", "AMITY_TEST_VERBOSE", "AMITY_TEST_SHARDS", "AMITY_TEST_OFFICE",
-    "AMITY_TEST_LOG_LEVEL",
+    "AMITY_CONFIG",      "AMITY_TEST_BIND",    "AMITY_TEST_BATCH",
+    "AMITY_TEST_DELTA",  "AMITY_TEST_NO_SYNC", "AMITY_TEST_VERBOSE",
+    "AMITY_TEST_SHARDS", "AMITY_TEST_OFFICE",  "AMITY_TEST_LOG_LEVEL",
 };
 
 typedef struct {
@@ -85,12 +93,12 @@ s_setup(void **state)
     if (!st) {
         return -1;
     }
-    snprintf(st->dir, sizeof(st->dir), "/tmp/amity-config-XXXXXX");
+    (void)snprintf(st->dir, sizeof(st->dir), "/tmp/amity-config-XXXXXX");
     if (!mkdtemp(st->dir)) {
         free(st);
         return -1;
     }
-    snprintf(st->ini, sizeof(st->ini), "%s/amity.ini", st->dir);
+    (void)snprintf(st->ini, sizeof(st->ini), "%s/amity.ini", st->dir);
     st->saved = amity_log_threshold;
     s_unset_env();
     *state = st;
@@ -124,7 +132,7 @@ s_write_ini(state_t *st, const char *text)
 static char *
 s_slurp(FILE *f)
 {
-    fflush(f);
+    (void)fflush(f);
     long len = ftell(f);
     char *text = calloc(1, (size_t)(len > 0 ? len : 0) + 1);
     if (text && len > 0) {
@@ -132,7 +140,7 @@ s_slurp(FILE *f)
         size_t n = fread(text, 1, (size_t)len, f);
         text[n] = '\0';
     }
-    fclose(f);
+    (void)fclose(f);
     return text;
 }
 
@@ -143,8 +151,8 @@ s_load(state_t *st, const amity_config_spec_t *spec, int argc, char **argv)
     free(st->out);
     free(st->err);
     st->out = st->err = NULL;
-    fflush(stdout);
-    fflush(stderr);
+    (void)fflush(stdout);
+    (void)fflush(stderr);
     FILE *out = tmpfile();
     FILE *err = tmpfile();
     assert_non_null(out);
@@ -154,16 +162,16 @@ s_load(state_t *st, const amity_config_spec_t *spec, int argc, char **argv)
     assert_true(saved_out >= 0 && saved_err >= 0);
     dup2(fileno(out), STDOUT_FILENO);
     dup2(fileno(err), STDERR_FILENO);
-    amity_config_result_t rc = amity_config_load(spec, &st->cfg, argc, argv, &st->args,
-                                                 &st->n_args);
-    fflush(stdout);
-    fflush(stderr);
+    amity_config_result_t rc =
+        amity_config_load(spec, &st->cfg, argc, argv, &st->args, &st->n_args);
+    (void)fflush(stdout);
+    (void)fflush(stderr);
     dup2(saved_out, STDOUT_FILENO);
     dup2(saved_err, STDERR_FILENO);
     close(saved_out);
     close(saved_err);
-    fseek(out, 0, SEEK_END);
-    fseek(err, 0, SEEK_END);
+    (void)fseek(out, 0, SEEK_END);
+    (void)fseek(err, 0, SEEK_END);
     st->out = s_slurp(out);
     st->err = s_slurp(err);
     assert_non_null(st->out);
@@ -220,7 +228,7 @@ test_config_precedence(void **state)
                     "[client]\n"
                     "batch = x\n");
     char opt_config[160];
-    snprintf(opt_config, sizeof(opt_config), "--config=%s", st->ini);
+    (void)snprintf(opt_config, sizeof(opt_config), "--config=%s", st->ini);
 
     /* INI over defaults */
     char *argv1[] = { "amity-test", opt_config, NULL };
@@ -252,8 +260,8 @@ test_config_precedence(void **state)
     amity_config_free(&s_spec, &st->cfg);
 
     /* flags over everything, both spellings */
-    char *argv3[] = { "amity-test", "--batch", "30", "--no-sync", "--shards=q", "--delta", "-7",
-                      NULL };
+    char *argv3[] = { "amity-test", "--batch", "30", "--no-sync",
+                      "--shards=q", "--delta", "-7", NULL };
     assert_int_equal(s_load(st, &s_spec, ARGC(argv3), argv3), AMITY_CONFIG_RUN);
     assert_string_equal(st->err, "");
     assert_int_equal(st->cfg.batch, 30);
@@ -305,7 +313,7 @@ test_config_bad_int(void **state)
     s_write_ini(st, "[test]\n"
                     "batch = x\n");
     char expect[256];
-    snprintf(expect, sizeof(expect), "%s:2: batch: 'x' is not an integer", st->ini);
+    (void)snprintf(expect, sizeof(expect), "%s:2: batch: 'x' is not an integer", st->ini);
     char *argv1[] = { "amity-test", "--config", st->ini, NULL };
     assert_int_equal(s_load(st, &s_spec, ARGC(argv1), argv1), AMITY_CONFIG_ERROR);
     s_assert_contains(st->err, expect);
@@ -319,8 +327,8 @@ test_config_bad_int(void **state)
     assert_int_equal(s_load(st, &s_spec, ARGC(argv3), argv3), AMITY_CONFIG_ERROR);
     assert_string_equal(st->err, "amity-test: --batch: 1000001 is above the maximum 1000000\n");
 
-    char *argv4[] = { "amity-test", "--batch", "12abc", "--delta", "99999999999999999999",
-                      "--batch= 5", NULL };
+    char *argv4[] = { "amity-test",           "--batch",    "12abc", "--delta",
+                      "99999999999999999999", "--batch= 5", NULL };
     assert_int_equal(s_load(st, &s_spec, ARGC(argv4), argv4), AMITY_CONFIG_ERROR);
     s_assert_contains(st->err, "--batch: '12abc' is not an integer");
     s_assert_contains(st->err, "--delta: 99999999999999999999 is out of range");
@@ -346,8 +354,8 @@ test_config_unknown_key(void **state)
                     "[other]\n"
                     "bogus = 2\n");
     char expect[256];
-    snprintf(expect, sizeof(expect), "amity-test: %s:3: unknown key 'bogus' in section [test]\n",
-             st->ini);
+    (void)snprintf(expect, sizeof(expect),
+                   "amity-test: %s:3: unknown key 'bogus' in section [test]\n", st->ini);
     char *argv[] = { "amity-test", "--config", st->ini, NULL };
     assert_int_equal(s_load(st, &s_spec, ARGC(argv), argv), AMITY_CONFIG_ERROR);
     assert_string_equal(st->err, expect);
@@ -364,7 +372,7 @@ test_config_syntax_errors(void **state)
                     "batch = 5\n"
                     "this line has no equals sign\n");
     assert_int_equal(s_load(st, &s_spec, ARGC(argv), argv), AMITY_CONFIG_ERROR);
-    snprintf(expect, sizeof(expect), "%s:3: syntax error", st->ini);
+    (void)snprintf(expect, sizeof(expect), "%s:3: syntax error", st->ini);
     s_assert_contains(st->err, expect);
 
     /* longer than inih's line buffer: refused, not split */
@@ -372,11 +380,11 @@ test_config_syntax_errors(void **state)
     char value[600];
     memset(value, 'a', sizeof(value) - 1);
     value[sizeof(value) - 1] = '\0';
-    snprintf(text, sizeof(text), "[test]\noffice = %s\nbatch = 6\n", value);
+    (void)snprintf(text, sizeof(text), "[test]\noffice = %s\nbatch = 6\n", value);
     s_write_ini(st, text);
     char *argv2[] = { "amity-test", "--config", st->ini, NULL };
     assert_int_equal(s_load(st, &s_spec, ARGC(argv2), argv2), AMITY_CONFIG_ERROR);
-    snprintf(expect, sizeof(expect), "%s:2: line too long", st->ini);
+    (void)snprintf(expect, sizeof(expect), "%s:2: line too long", st->ini);
     s_assert_contains(st->err, expect);
     assert_null(strstr(st->err, ":3:"));
 
@@ -389,7 +397,8 @@ test_config_syntax_errors(void **state)
                     "   8\n");
     char *argv3[] = { "amity-test", "--config", st->ini, NULL };
     assert_int_equal(s_load(st, &s_spec, ARGC(argv3), argv3), AMITY_CONFIG_ERROR);
-    snprintf(expect, sizeof(expect), "amity-test: %s:6: batch: unexpected indented line", st->ini);
+    (void)snprintf(expect, sizeof(expect), "amity-test: %s:6: batch: unexpected indented line",
+                   st->ini);
     s_assert_contains(st->err, expect);
     assert_null(strstr(st->err, ":3:"));
 
@@ -402,7 +411,7 @@ test_config_syntax_errors(void **state)
     char *argv4[] = { "amity-test", "--config", st->ini, NULL };
     /* inih would read the indented "batch = 7" as more of shards */
     assert_int_equal(s_load(st, &s_spec, ARGC(argv4), argv4), AMITY_CONFIG_ERROR);
-    snprintf(expect, sizeof(expect), "%s:6: shards: indented line 'batch = 7'", st->ini);
+    (void)snprintf(expect, sizeof(expect), "%s:6: shards: indented line 'batch = 7'", st->ini);
     s_assert_contains(st->err, expect);
 
     s_write_ini(st, "[test]\n"
@@ -470,7 +479,8 @@ test_config_help(void **state)
     s_assert_contains(st->out, "endpoint to bind (default: tcp://127.0.0.1:7700)");
     s_assert_contains(st->out, "--batch N");
     s_assert_contains(st->out, "records per batch (default: 4096, 1..1000000)");
-    s_assert_contains(st->out, "--[no-]no-sync");
+    s_assert_contains(st->out, "  --no-sync ");
+    s_assert_contains(st->out, "--[no-]verbose");
     s_assert_contains(st->out, "skip fsync (default: false)");
     s_assert_contains(st->out, "--shards A,B,..");
     s_assert_contains(st->out, "--log-level TEXT");

@@ -80,14 +80,14 @@ s_setup(void **state)
     ingest_opts_t opts;
 
     assert_non_null(fx);
-    fx->shard_items[0] = (char *) "tcp://127.0.0.1:17810";
-    fx->shard_items[1] = (char *) "tcp://[::1]:17820";
+    fx->shard_items[0] = (char *)"tcp://127.0.0.1:17810";
+    fx->shard_items[1] = (char *)"tcp://[::1]:17820";
     fx->shards.n = 2;
     fx->shards.items = fx->shard_items;
     opts.bind = "tcp://127.0.0.1:17800";
     opts.work = "tcp://127.0.0.1:17801";
     opts.shards = &fx->shards;
-    opts.max_msg = 4 * 1024 * 1024;
+    opts.max_msg = INT64_C(4) << 20;
     assert_int_equal(ingest_new(&fx->ingest, &opts), 0);
     ingest_out_init(&fx->out);
     *state = fx;
@@ -170,8 +170,7 @@ test_ingest_submit_becomes_work(void **state)
     assert_true(fx->out.work.len > 0);
 
     amity_msg_init(&m);
-    assert_int_equal(amity_msg_decode(fx->out.work.data, fx->out.work.len, &m, why, sizeof why),
-                     0);
+    assert_int_equal(amity_msg_decode(fx->out.work.data, fx->out.work.len, &m, why, sizeof why), 0);
     assert_int_equal(m.type, AMITY_MSG_WORK);
     assert_int_equal(m.ing.len, strlen(ingest_id(fx->ingest)));
     assert_memory_equal(m.ing.ptr, ingest_id(fx->ingest), m.ing.len);
@@ -433,7 +432,7 @@ test_ingest_endpoint_offset(void **state)
 {
     char ep[64];
 
-    (void) state;
+    (void)state;
     assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:7710", 1, ep, sizeof ep), 0);
     assert_string_equal(ep, "tcp://127.0.0.1:7711");
     assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:7710", 0, ep, sizeof ep), 0);
@@ -475,7 +474,7 @@ test_ingest_refuses_non_loopback(void **state)
     ingest_t *other = NULL;
     ingest_opts_t opts;
     amity_strlist_t bad_shards;
-    char *bad_items[1] = { (char *) "tcp://127.0.0.1" };
+    char *bad_items[1] = { (char *)"tcp://127.0.0.1" };
 
     opts.bind = "tcp://0.0.0.0:17800";
     opts.work = "tcp://127.0.0.1:17801";
@@ -545,7 +544,7 @@ static void
 test_ingest_loop_over_inproc(void **state)
 {
     fixture_t *fx = *state;
-    char *shard_item = (char *) "inproc://t-ing-shard0";
+    char *shard_item = (char *)"inproc://t-ing-shard0";
     amity_strlist_t shards = { 1, &shard_item };
     ingest_opts_t opts;
     runner_t r;
@@ -564,7 +563,7 @@ test_ingest_loop_over_inproc(void **state)
     size_t conn_len;
     int tries;
 
-    (void) fx;
+    (void)fx;
     amity_buf_init(&rec);
     amity_buf_init(&body);
     amity_buf_init(&got);
@@ -606,7 +605,7 @@ test_ingest_loop_over_inproc(void **state)
     /* until the PULL is attached a submit may be dropped (no validator):
      * resend as a client would */
     for (tries = 0; tries < 50; tries++) {
-        assert_int_equal(zmq_send(dealer, body.data, body.len, 0), (int) body.len);
+        assert_int_equal(zmq_send(dealer, body.data, body.len, 0), (int)body.len);
         if (s_recv_body(pull, &got, 100) == 0) {
             break;
         }
@@ -626,8 +625,8 @@ test_ingest_loop_over_inproc(void **state)
     s_verdicts(&body, conn, conn_len, NULL);
     for (tries = 0; tries < 50; tries++) {
         const char *id = ingest_id(r.ingest);
-        assert_int_equal(zmq_send(pub, id, strlen(id), ZMQ_SNDMORE), (int) strlen(id));
-        assert_int_equal(zmq_send(pub, body.data, body.len, 0), (int) body.len);
+        assert_int_equal(zmq_send(pub, id, strlen(id), ZMQ_SNDMORE), (int)strlen(id));
+        assert_int_equal(zmq_send(pub, body.data, body.len, 0), (int)body.len);
         if (s_recv_body(dealer, &got, 100) == 0) {
             break;
         }
@@ -689,6 +688,6 @@ main(void)
     };
 
     amity_log_init("test_svc_ingest");
-    (void) amity_log_set_level("error");
+    (void)amity_log_set_level("error");
     return cmocka_run_group_tests_name("svc_ingest", tests, NULL, NULL);
 }

@@ -27,19 +27,19 @@
 
 #include "validate.h"
 
-#define OFFICE   "hoi-viet-my"
-#define ING      "ing-0123456789abcdef"
-#define N_RECS   16
+#define OFFICE "hoi-viet-my"
+#define ING    "ing-0123456789abcdef"
+#define N_RECS 16
 
 static const uint8_t CONN[] = { 0x00, 0x6b, 0x8b, 0x45, 0x67 };
 
 /* One record of the test work message and what should become of it. */
 typedef struct {
-    amity_buf_t bytes;   /* the record as sent */
+    amity_buf_t bytes; /* the record as sent */
     uint64_t tag;
-    bool ok;             /* expected to pass */
-    uint32_t shard;      /* expected shard (of 2) */
-    const char *why;     /* expected reason prefix when !ok */
+    bool ok;         /* expected to pass */
+    uint32_t shard;  /* expected shard (of 2) */
+    const char *why; /* expected reason prefix when !ok */
 } expect_t;
 
 typedef struct {
@@ -167,7 +167,7 @@ s_mixed_batch(fixture_t *fx)
     for (i = 0; i < 8 && !(seen[0] && seen[1] && i >= 2); i++) {
         ids[i] = malloc(16);
         assert_non_null(ids[i]);
-        (void) snprintf(ids[i], 16, "v-%d", i);
+        (void)snprintf(ids[i], 16, "v-%d", i);
         s_delegation(&f, ids[i], "2023-05-04");
         s_add(fx, &f, true, s_shard(ids[i]), NULL);
         seen[s_shard(ids[i])] = true;
@@ -224,9 +224,9 @@ s_setup(void **state)
     validate_opts_t opts;
 
     assert_non_null(fx);
-    fx->ingest_items[0] = (char *) "tcp://127.0.0.1:17801";
-    fx->shard_items[0] = (char *) "tcp://127.0.0.1:17810";
-    fx->shard_items[1] = (char *) "tcp://127.0.0.1:17820";
+    fx->ingest_items[0] = (char *)"tcp://127.0.0.1:17801";
+    fx->shard_items[0] = (char *)"tcp://127.0.0.1:17810";
+    fx->shard_items[1] = (char *)"tcp://127.0.0.1:17820";
     fx->ingest.n = 1;
     fx->ingest.items = fx->ingest_items;
     fx->shards.n = 2;
@@ -388,11 +388,10 @@ test_validate_canonical_amount(void **state)
     assert_int_equal(m.n_items, 1);
     assert_true(m.items[0].ok);
     /* canonical: not the bytes sent (decimal string, x- field) */
-    assert_false(m.items[0].rec.len == fx->recs[0].bytes.len
-                 && memcmp(m.items[0].rec.ptr, fx->recs[0].bytes.data, m.items[0].rec.len) == 0);
-    assert_int_equal(amity_record_decode(m.items[0].rec.ptr, m.items[0].rec.len, &rec, why,
-                                         sizeof why),
-                     0);
+    assert_false(m.items[0].rec.len == fx->recs[0].bytes.len &&
+                 memcmp(m.items[0].rec.ptr, fx->recs[0].bytes.data, m.items[0].rec.len) == 0);
+    assert_int_equal(
+        amity_record_decode(m.items[0].rec.ptr, m.items[0].rec.len, &rec, why, sizeof why), 0);
     assert_string_equal(rec.id, "aid-2017-1");
     assert_true(rec.has_amount);
     assert_int_equal(rec.amount, 100050);
@@ -414,7 +413,7 @@ test_validate_date_rule_uses_max_day(void **state)
     s_add(fx, &f, false, s, "date: 2024-01-02 is later than tomorrow");
     s_encode_work(fx, OFFICE);
     assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len), 0);
-    (void) s_check_shard(fx, validate_apply(fx->validate, s), s);
+    (void)s_check_shard(fx, validate_apply(fx->validate, s), s);
 
     validate_set_max_day(fx->validate, amity_days_from_civil(2024, 1, 2));
     assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len), 0);
@@ -446,9 +445,9 @@ test_validate_outputs_reset_per_work(void **state)
     s_encode_work(fx, OFFICE);
     assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len), 0);
     assert_int_equal(validate_apply(fx->validate, 1 - s_shard("only-one"))->len, 0);
-    assert_int_equal(s_check_shard(fx, validate_apply(fx->validate, s_shard("only-one")),
-                                   s_shard("only-one")),
-                     1);
+    assert_int_equal(
+        s_check_shard(fx, validate_apply(fx->validate, s_shard("only-one")), s_shard("only-one")),
+        1);
 }
 
 static void
@@ -474,11 +473,9 @@ test_validate_bad_work_dropped(void **state)
     s_delegation(&f, "x", "2023-01-01");
     s_add(fx, &f, true, 0, NULL);
     s_encode_work(fx, "Not An Office");
-    assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len),
-                     AMITY_EPROTO);
+    assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len), AMITY_EPROTO);
     s_encode_work(fx, "all");
-    assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len),
-                     AMITY_EPROTO);
+    assert_int_equal(validate_handle_work(fx->validate, fx->work.data, fx->work.len), AMITY_EPROTO);
 
     assert_int_equal(validate_apply(fx->validate, 0)->len, 0);
     assert_int_equal(validate_apply(fx->validate, 1)->len, 0);
@@ -495,7 +492,7 @@ test_validate_options(void **state)
     validate_opts_t opts;
     amity_strlist_t one = { 1, fx->shard_items };
     amity_strlist_t none = { 0, NULL };
-    char *bad_items[1] = { (char *) "tcp://127.0.0.1:65534" };
+    char *bad_items[1] = { (char *)"tcp://127.0.0.1:65534" };
     amity_strlist_t bad = { 1, bad_items };
     amity_fields_t f;
 
@@ -569,8 +566,8 @@ static void
 test_validate_loop_over_inproc(void **state)
 {
     fixture_t *fx = *state;
-    char *ingest_item = (char *) "inproc://t-val-work";
-    char *shard_items[2] = { (char *) "inproc://t-val-s0", (char *) "inproc://t-val-s1" };
+    char *ingest_item = (char *)"inproc://t-val-work";
+    char *shard_items[2] = { (char *)"inproc://t-val-s0", (char *)"inproc://t-val-s1" };
     amity_strlist_t ingest = { 1, &ingest_item };
     amity_strlist_t shards = { 2, shard_items };
     validate_opts_t opts;
@@ -604,10 +601,10 @@ test_validate_loop_over_inproc(void **state)
 
     s_mixed_batch(fx);
     /* blocks until the validator's PULL is connected */
-    assert_int_equal(zmq_send(push, fx->work.data, fx->work.len, 0), (int) fx->work.len);
+    assert_int_equal(zmq_send(push, fx->work.data, fx->work.len, 0), (int)fx->work.len);
     for (s = 0; s < 2; s++) {
         assert_int_equal(s_recv(pull[s], &got, 5000), 0);
-        (void) s_check_shard(fx, &got, (uint32_t) s);
+        (void)s_check_shard(fx, &got, (uint32_t)s);
     }
 
     zmq_close(push);
@@ -629,8 +626,8 @@ static void
 test_validate_backpressure_loses_nothing(void **state)
 {
     fixture_t *fx = *state;
-    char *ingest_item = (char *) "inproc://t-val-bp-work";
-    char *shard_item = (char *) "inproc://t-val-bp-s0";
+    char *ingest_item = (char *)"inproc://t-val-bp-work";
+    char *shard_item = (char *)"inproc://t-val-bp-s0";
     amity_strlist_t ingest = { 1, &ingest_item };
     amity_strlist_t shards = { 1, &shard_item };
     validate_opts_t opts;
@@ -662,7 +659,7 @@ test_validate_backpressure_loses_nothing(void **state)
     s_add(fx, &f, true, 0, NULL);
     s_encode_work(fx, OFFICE);
     /* the first send waits for the validator to connect */
-    assert_int_equal(zmq_send(push, fx->work.data, fx->work.len, 0), (int) fx->work.len);
+    assert_int_equal(zmq_send(push, fx->work.data, fx->work.len, 0), (int)fx->work.len);
     sent = 1;
     while (idle_ms < 500 && sent < 100000) {
         if (zmq_send(push, fx->work.data, fx->work.len, ZMQ_DONTWAIT) >= 0) {
@@ -670,7 +667,7 @@ test_validate_backpressure_loses_nothing(void **state)
             idle_ms = 0;
         } else {
             assert_int_equal(zmq_errno(), EAGAIN);
-            (void) zmq_poll(NULL, 0, 10);
+            (void)zmq_poll(NULL, 0, 10);
             idle_ms += 10;
         }
     }
@@ -691,7 +688,7 @@ test_validate_backpressure_loses_nothing(void **state)
     assert_int_equal(r.rc, 0);
     assert_int_equal(zmq_ctx_term(r.ctx), 0);
     assert_true(validate_stats(r.validate)->apply_deferred > 0);
-    assert_int_equal(validate_stats(r.validate)->apply_sent, (uint64_t) sent);
+    assert_int_equal(validate_stats(r.validate)->apply_sent, (uint64_t)sent);
     assert_int_equal(validate_stats(r.validate)->apply_dropped, 0);
     validate_destroy(&r.validate);
     amity_buf_clear(&got);
@@ -703,10 +700,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_validate_work_splits_by_shard, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_canonical_amount, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_validate_date_rule_uses_max_day, s_setup,
-                                        s_teardown),
-        cmocka_unit_test_setup_teardown(test_validate_outputs_reset_per_work, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_validate_date_rule_uses_max_day, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_validate_outputs_reset_per_work, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_bad_work_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_options, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_loop_over_inproc, s_setup, s_teardown),
@@ -715,6 +710,6 @@ main(void)
     };
 
     amity_log_init("test_svc_validate");
-    (void) amity_log_set_level("error");
+    (void)amity_log_set_level("error");
     return cmocka_run_group_tests_name("svc_validate", tests, NULL, NULL);
 }

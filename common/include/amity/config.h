@@ -17,39 +17,39 @@
 #define AMITY_VERSION "0.1.0"
 
 typedef enum {
-    AMITY_OPT_STR,   /**< char * (heap, freed by amity_config_free) */
-    AMITY_OPT_INT,   /**< int64_t, range checked */
-    AMITY_OPT_BOOL,  /**< bool: true/false/yes/no/on/off/1/0 */
-    AMITY_OPT_LIST,  /**< amity_strlist_t: comma-separated, each trimmed */
+    AMITY_OPT_STR,  /**< char * (heap, freed by amity_config_free) */
+    AMITY_OPT_INT,  /**< int64_t, range checked */
+    AMITY_OPT_BOOL, /**< bool: true/false/yes/no/on/off/1/0 */
+    AMITY_OPT_LIST, /**< amity_strlist_t: comma-separated, each trimmed */
 } amity_opt_type_t;
 
 typedef struct {
-    size_t n;        /**< number of items */
-    char **items;    /**< heap strings */
+    size_t n;     /**< number of items */
+    char **items; /**< heap strings */
 } amity_strlist_t;
 
 typedef struct {
-    const char *name;     /**< flag and key name: "bind" -> --bind, key "bind" */
+    const char *name; /**< flag and key name: "bind" -> --bind, key "bind" */
     amity_opt_type_t type;
-    size_t offset;        /**< offsetof(cfg struct, field) */
-    const char *def;      /**< default as text (NULL: empty string / empty list / 0) */
-    int64_t min, max;     /**< INT range (ignored when min == max == 0) */
-    const char *help;     /**< one line for --help */
+    size_t offset;    /**< offsetof(cfg struct, field) */
+    const char *def;  /**< default as text (NULL: empty string / empty list / 0) */
+    int64_t min, max; /**< INT range (ignored when min == max == 0) */
+    const char *help; /**< one line for --help */
 } amity_opt_t;
 
 typedef struct {
-    const char *program;   /**< "amity-ingest" */
-    const char *section;   /**< INI section and env prefix: "ingest" -> [ingest], AMITY_INGEST_* */
-    const char *summary;   /**< one line for --help */
+    const char *program; /**< "amity-ingest" */
+    const char *section; /**< INI section and env prefix: "ingest" -> [ingest], AMITY_INGEST_* */
+    const char *summary; /**< one line for --help */
     const amity_opt_t *opts;
     size_t n_opts;
-    bool allow_args;       /**< positional arguments allowed (clients) */
+    bool allow_args; /**< positional arguments allowed (clients) */
 } amity_config_spec_t;
 
 typedef enum {
-    AMITY_CONFIG_RUN = 0,   /**< go on */
-    AMITY_CONFIG_EXIT_OK,   /**< --help, --version, --check-config passed: exit 0 */
-    AMITY_CONFIG_ERROR,     /**< error printed: exit 2 */
+    AMITY_CONFIG_RUN = 0, /**< go on */
+    AMITY_CONFIG_EXIT_OK, /**< --help, --version, --check-config passed: exit 0 */
+    AMITY_CONFIG_ERROR,   /**< error printed: exit 2 */
 } amity_config_result_t;
 
 /*  Loads options into cfg (a struct described by spec). Positional
@@ -68,10 +68,10 @@ amity_config_result_t amity_config_load(const amity_config_spec_t *spec, void *c
 
 /*  The option every program has, with the name the loader recognises:
  *  { AMITY_OPT_LOG_LEVEL(my_cfg_t, log_level), ... } with a char * field. */
-#define AMITY_OPT_LOG_LEVEL(type, field)                                                    \
-    {                                                                                       \
-        "log-level", AMITY_OPT_STR, offsetof(type, field), "info", 0, 0,                    \
-            "log level: error, warn, info or debug"                                         \
+#define AMITY_OPT_LOG_LEVEL(type, field)                                                           \
+    {                                                                                              \
+        "log-level", AMITY_OPT_STR, offsetof(type, field), "info", 0, 0,                           \
+            "log level: error, warn, info or debug"                                                \
     }
 
 /*  Frees the STR and LIST fields of cfg. Idempotent. */

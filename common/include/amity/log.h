@@ -6,7 +6,12 @@
 
 #include <stdarg.h>
 
-typedef enum { AMITY_LOG_ERROR = 0, AMITY_LOG_WARN, AMITY_LOG_INFO, AMITY_LOG_DEBUG } amity_log_level_t;
+typedef enum {
+    AMITY_LOG_ERROR = 0,
+    AMITY_LOG_WARN,
+    AMITY_LOG_INFO,
+    AMITY_LOG_DEBUG
+} amity_log_level_t;
 
 extern amity_log_level_t amity_log_threshold;
 
@@ -18,11 +23,11 @@ int amity_log_set_level(const char *name);
 void amity_log_write(amity_log_level_t level, const char *file, int line, int with_errno,
                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-#define AMITY_LOG_(lvl, errn, ...)                                                          \
-    do {                                                                                    \
-        if ((lvl) <= amity_log_threshold) {                                                 \
-            amity_log_write((lvl), __FILE__, __LINE__, (errn), __VA_ARGS__);               \
-        }                                                                                   \
+#define AMITY_LOG_(lvl, errn, ...)                                                                 \
+    do {                                                                                           \
+        if ((lvl) <= amity_log_threshold) {                                                        \
+            amity_log_write((lvl), __FILE__, __LINE__, (errn), __VA_ARGS__);                       \
+        }                                                                                          \
     } while (0)
 
 #define amity_log_error(...) AMITY_LOG_(AMITY_LOG_ERROR, 0, __VA_ARGS__)
@@ -34,13 +39,13 @@ void amity_log_write(amity_log_level_t level, const char *file, int line, int wi
 
 /*  Rate-limited warning: at most one line per `per_s` seconds per call
  *  site; the line says how many were suppressed. */
-#define amity_log_warn_rl(per_s, ...)                                                       \
-    do {                                                                                    \
-        static long long amity_rl_last_;                                                    \
-        static unsigned long amity_rl_n_;                                                   \
-        if (amity_log_ratelimit(&amity_rl_last_, &amity_rl_n_, (per_s))) {                  \
-            AMITY_LOG_(AMITY_LOG_WARN, 0, __VA_ARGS__);                                     \
-        }                                                                                   \
+#define amity_log_warn_rl(per_s, ...)                                                              \
+    do {                                                                                           \
+        static long long amity_rl_last_;                                                           \
+        static unsigned long amity_rl_n_;                                                          \
+        if (amity_log_ratelimit(&amity_rl_last_, &amity_rl_n_, (per_s))) {                         \
+            AMITY_LOG_(AMITY_LOG_WARN, 0, __VA_ARGS__);                                            \
+        }                                                                                          \
     } while (0)
 
 /*  True when a line may be written now; counts suppressed ones in *n and

@@ -7,17 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AMITY_MSG_MAX       (4 * 1024 * 1024) /**< default ZMQ_MAXMSGSIZE */
-#define AMITY_LINGER_MS     1000
-#define AMITY_HEARTBEAT_MS  1000              /**< ZMQ_HEARTBEAT_IVL */
-#define AMITY_HEARTBEAT_TTL_MS 5000           /**< ZMQ_HEARTBEAT_TIMEOUT/TTL */
+#define AMITY_MSG_MAX          (4 * 1024 * 1024) /**< default ZMQ_MAXMSGSIZE */
+#define AMITY_LINGER_MS        1000
+#define AMITY_HEARTBEAT_MS     1000 /**< ZMQ_HEARTBEAT_IVL */
+#define AMITY_HEARTBEAT_TTL_MS 5000 /**< ZMQ_HEARTBEAT_TIMEOUT/TTL */
 
 typedef struct {
-    int64_t max_msg;   /**< ZMQ_MAXMSGSIZE; 0 = AMITY_MSG_MAX, -1 = unlimited */
-    int sndhwm;        /**< 0 = libzmq default */
-    int rcvhwm;        /**< 0 = libzmq default */
-    int linger_ms;     /**< -1 = AMITY_LINGER_MS */
-    bool immediate;    /**< ZMQ_IMMEDIATE */
+    int64_t max_msg; /**< ZMQ_MAXMSGSIZE; 0 = AMITY_MSG_MAX, -1 = unlimited */
+    int sndhwm;      /**< 0 = libzmq default */
+    int rcvhwm;      /**< 0 = libzmq default */
+    int linger_ms;   /**< -1 = AMITY_LINGER_MS */
+    bool immediate;  /**< ZMQ_IMMEDIATE */
 } amity_sock_opts_t;
 
 /*  Checks the libzmq we run against: refuses (logging why) a version older

@@ -19,11 +19,11 @@ typedef struct amity_txn amity_txn_t;
 #define AMITY_STORE_DBS_MAX 8
 
 typedef struct {
-    size_t map_size;        /**< initial map size in bytes (0 = 64 MiB) */
-    size_t map_size_max;    /**< growth stops here (0 = 1 TiB) */
-    bool no_sync;           /**< MDB_NOSYNC: tests and benchmarks only */
-    size_t n_dbs;           /**< named databases to open (created when missing) */
-    const char *dbs[AMITY_STORE_DBS_MAX];  /**< their names */
+    size_t map_size;                      /**< initial map size in bytes (0 = 64 MiB) */
+    size_t map_size_max;                  /**< growth stops here (0 = 1 TiB) */
+    bool no_sync;                         /**< MDB_NOSYNC: tests and benchmarks only */
+    size_t n_dbs;                         /**< named databases to open (created when missing) */
+    const char *dbs[AMITY_STORE_DBS_MAX]; /**< their names */
 } amity_store_opts_t;
 
 /*  Opens (creating) the environment in directory dir (created, mode 0700,
@@ -68,8 +68,8 @@ int amity_txn_scan(amity_txn_t *txn, int db, const void *prefix, size_t prefix_l
 
 /*  Statistics for operators and benchmarks. */
 typedef struct {
-    size_t map_size;     /**< current map size */
-    size_t used_bytes;   /**< pages in use * page size */
+    size_t map_size;                     /**< current map size */
+    size_t used_bytes;                   /**< pages in use * page size */
     size_t entries[AMITY_STORE_DBS_MAX]; /**< entries per database */
 } amity_store_stat_t;
 int amity_store_stat(amity_store_t *self, amity_store_stat_t *out);

@@ -1,0 +1,765 @@
+/*  test_svc_aggregate: the shard's batch logic (apply.h) against a real
+ *  LMDB store in a temporary directory: verdicts, exact totals under
+ *  resends, corrections, retractions, tombstones and conflicts, seq,
+ *  persistence, snapshots; and the shard endpoint helper.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "amity/buf.h"
+#include "amity/err.h"
+#include "amity/keys.h"
+#include "amity/proto.h"
+#include "amity/record.h"
+#include "amity/store.h"
+
+#include "aggregate.h"
+#include "apply.h"
+
+#define S_BUFS  64
+#define OFFICE  "hoi-viet-my"
+#define KEY_DEL "2017/hoi-viet-my/delegation_in/US/delegations"
+
+typedef struct {
+    char dir[64];               /* the store's temporary directory */
+    aggregate_db_t *db;         /* the shard under test */
+    amity_buf_t bufs[S_BUFS];   /* encoded records, kept for the items' views */
+    size_t n_bufs;              /* bufs in use */
+} fx_t;
+
+/*  Removes dir and the files in it (an LMDB environment is flat). */
+static void
+s_rmdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                char path[512];
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static int
+setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof *fx);
+    if (!fx) {
+        return -1;
+    }
+    strcpy(fx->dir, "/tmp/amity-agg-XXXXXX");
+    if (!mkdtemp(fx->dir)) {
+        free(fx);
+        return -1;
+    }
+    for (size_t i = 0; i < S_BUFS; i++) {
+        amity_buf_init(&fx->bufs[i]);
+    }
+    if (aggregate_db_open(&fx->db, fx->dir, 0, true) != 0) {
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx_t *fx = *state;
+    aggregate_db_destroy(&fx->db);
+    for (size_t i = 0; i < S_BUFS; i++) {
+        amity_buf_clear(&fx->bufs[i]);
+    }
+    s_rmdir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/*  A delegation_in record from the US, June 2017. */
+static void
+s_delegation(amity_record_t *r, const char *id, uint64_t rev, uint32_t delegations,
+             uint32_t people)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->rev = rev;
+    r->kind = AMITY_KIND_DELEGATION_IN;
+    r->year = 2017;
+    r->month = 6;
+    r->day = 15;
+    strcpy(r->country, "US");
+    r->metric_mask = (1u << AMITY_METRIC_DELEGATIONS) | (1u << AMITY_METRIC_PEOPLE);
+    r->metrics[AMITY_METRIC_DELEGATIONS] = delegations;
+    r->metrics[AMITY_METRIC_PEOPLE] = people;
+}
+
+static void
+s_retraction(amity_record_t *r, const char *id, uint64_t rev)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->rev = rev;
+    r->retract = true;
+}
+
+/*  An ok item carrying rec's canonical encoding (kept in the fixture). */
+static aggregate_item_t
+s_item(fx_t *fx, const char *office, uint64_t tag, const amity_record_t *rec)
+{
+    assert_true(fx->n_bufs < S_BUFS);
+    amity_buf_t *b = &fx->bufs[fx->n_bufs++];
+    amity_buf_reset(b);
+    assert_int_equal(amity_record_encode(rec, b), 0);
+    return (aggregate_item_t){
+        .office = office,
+        .ing = amity_view_str("ing-0123456789abcdef"),
+        .conn = amity_view_str("conn-1"),
+        .tag = tag,
+        .ok = true,
+        .rec = { b->data, b->len },
+    };
+}
+
+static const aggregate_result_t *
+s_apply(fx_t *fx, const aggregate_item_t *items, size_t n)
+{
+    const aggregate_result_t *r = NULL;
+    assert_int_equal(aggregate_apply_batch(fx->db, items, n, &r), 0);
+    assert_non_null(r);
+    assert_int_equal(r->n_done, n);
+    return r;
+}
+
+static const aggregate_result_t *
+s_apply_one(fx_t *fx, const char *office, const amity_record_t *rec,
+            amity_verdict_status_t expect)
+{
+    aggregate_item_t it = s_item(fx, office, 7, rec);
+    const aggregate_result_t *r = s_apply(fx, &it, 1);
+    assert_int_equal(r->verdicts[0].status, expect);
+    return r;
+}
+
+/*  Reading totals back. */
+typedef struct {
+    const char *key;
+    int64_t val;
+    bool found;
+} s_get_t;
+
+static int
+s_txn_get_total(amity_txn_t *txn, void *arg)
+{
+    s_get_t *g = arg;
+    amity_buf_t b;
+    amity_buf_init(&b);
+    int rc = amity_txn_get(txn, AGGREGATE_DB_TOTALS, g->key, strlen(g->key), &b);
+    if (rc == 0) {
+        assert_int_equal(b.len, 8);
+        g->val = (int64_t)aggregate_be64_get(b.data);
+        g->found = true;
+    } else {
+        assert_int_equal(rc, AMITY_ENOTFOUND);
+        g->val = 0;
+        g->found = false;
+    }
+    amity_buf_clear(&b);
+    return 0;
+}
+
+/*  The total of key (absent reads as 0). */
+static int64_t
+s_total(fx_t *fx, const char *key)
+{
+    s_get_t g = { .key = key };
+    assert_int_equal(amity_store_view(aggregate_db_store(fx->db), s_txn_get_total, &g), 0);
+    return g.val;
+}
+
+typedef struct {
+    int db;
+    size_t n;
+    amity_buf_t last;   /* value of the last entry */
+} s_count_t;
+
+static int
+s_count_cb(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    (void)key;
+    (void)key_len;
+    s_count_t *c = arg;
+    c->n++;
+    assert_int_equal(amity_buf_set(&c->last, val, val_len), 0);
+    return 0;
+}
+
+static int
+s_txn_count(amity_txn_t *txn, void *arg)
+{
+    s_count_t *c = arg;
+    return amity_txn_scan(txn, c->db, NULL, 0, NULL, 0, s_count_cb, c);
+}
+
+/*  Entries in a database; *last (when given) gets the last one's value. */
+static size_t
+s_count(fx_t *fx, int db, amity_buf_t *last)
+{
+    s_count_t c = { .db = db };
+    amity_buf_init(&c.last);
+    assert_int_equal(amity_store_view(aggregate_db_store(fx->db), s_txn_count, &c), 0);
+    if (last) {
+        amity_buf_set(last, c.last.data, c.last.len);
+    }
+    amity_buf_clear(&c.last);
+    return c.n;
+}
+
+/*  The keys a record contributes to (for office), with their deltas. */
+static int
+s_keys(const amity_record_t *rec, const char *office, amity_delta_t out[AMITY_DELTAS_MAX])
+{
+    int n = amity_keys_derive(rec, office, +1, out);
+    assert_true(n > 0);
+    return n;
+}
+
+/*  Every key rec contributes to is times its delta; with only_office,
+ *  just the keys of that office (the "all" ones are shared). */
+static void
+s_assert_totals_of(fx_t *fx, const amity_record_t *rec, const char *office, int64_t times,
+                   bool only_office)
+{
+    amity_delta_t d[AMITY_DELTAS_MAX];
+    char part[80];
+    snprintf(part, sizeof part, "/%s/", office);
+    int n = s_keys(rec, office, d);
+    int n_checked = 0;
+    for (int i = 0; i < n; i++) {
+        if (only_office && !strstr(d[i].key, part)) {
+            continue;
+        }
+        assert_int_equal(s_total(fx, d[i].key), d[i].delta * times);
+        n_checked++;
+    }
+    assert_true(n_checked > 0);
+}
+
+static void
+s_assert_totals(fx_t *fx, const amity_record_t *rec, const char *office, int64_t times)
+{
+    s_assert_totals_of(fx, rec, office, times, false);
+}
+
+static void
+test_aggregate_first_accept(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r;
+    s_delegation(&r, "d-1", 1, 3, 10);
+    assert_int_equal(aggregate_db_seq(fx->db), 0);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(res->n_accepted, 1);
+    assert_int_equal(res->seq, 1);
+    assert_int_equal(aggregate_db_seq(fx->db), 1);
+    /* 4 periods x 2 offices x (all, americas, US) x 2 metrics */
+    assert_int_equal(res->n_kv, 48);
+    assert_int_equal(s_total(fx, KEY_DEL), 3);
+    assert_int_equal(s_total(fx, "2017-H1/all/delegation_in/americas/people"), 10);
+    assert_int_equal(s_total(fx, "2017-06/all/delegation_in/all/delegations"), 3);
+    s_assert_totals(fx, &r, OFFICE, 1);
+    /* the published values are the stored ones */
+    for (size_t i = 0; i < res->n_kv; i++) {
+        char key[AMITY_KEY_MAX];
+        assert_true(amity_view_copy(res->kv[i].key, key, sizeof key));
+        assert_int_equal(res->kv[i].val, s_total(fx, key));
+    }
+    assert_int_equal(s_count(fx, AGGREGATE_DB_RECORDS, NULL), 1);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_TOTALS, NULL), 48);
+}
+
+static void
+test_aggregate_resend_is_duplicate(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r;
+    s_delegation(&r, "d-1", 1, 3, 10);
+    s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_ACCEPTED);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_DUPLICATE);
+    assert_int_equal(res->n_duplicate, 1);
+    assert_int_equal(res->n_kv, 0);
+    assert_int_equal(res->seq, 1);
+    assert_int_equal(aggregate_db_seq(fx->db), 1);
+    s_assert_totals(fx, &r, OFFICE, 1);
+    /* the same id from another office is another record */
+    s_apply_one(fx, "hoi-viet-phap", &r, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(s_total(fx, KEY_DEL), 3);
+    assert_int_equal(s_total(fx, "2017/all/delegation_in/US/delegations"), 6);
+}
+
+static void
+test_aggregate_correction_moves_totals(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r1, r2;
+    s_delegation(&r1, "d-1", 1, 3, 10);
+    s_delegation(&r2, "d-1", 2, 5, 10);
+    s_apply_one(fx, OFFICE, &r1, AMITY_VERDICT_ACCEPTED);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r2, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(res->seq, 2);
+    /* only the delegations keys changed (people nets to zero) */
+    assert_int_equal(res->n_kv, 24);
+    amity_delta_t d[AMITY_DELTAS_MAX];
+    int n = s_keys(&r1, OFFICE, d);
+    for (int i = 0; i < n; i++) {
+        if (strstr(d[i].key, "/delegations")) {
+            assert_int_equal(s_total(fx, d[i].key), 3 + 2);
+        } else {
+            assert_int_equal(s_total(fx, d[i].key), 10);
+        }
+    }
+    for (size_t i = 0; i < res->n_kv; i++) {
+        assert_int_equal(res->kv[i].val, 5);
+    }
+}
+
+static void
+test_aggregate_retraction_zeroes(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r1, r2, r3;
+    s_delegation(&r1, "d-1", 1, 3, 10);
+    s_delegation(&r2, "d-1", 2, 5, 10);
+    s_retraction(&r3, "d-1", 3);
+    s_apply_one(fx, OFFICE, &r1, AMITY_VERDICT_ACCEPTED);
+    s_apply_one(fx, OFFICE, &r2, AMITY_VERDICT_ACCEPTED);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r3, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(res->seq, 3);
+    assert_int_equal(res->n_kv, 48);
+    for (size_t i = 0; i < res->n_kv; i++) {
+        assert_int_equal(res->kv[i].val, 0); /* published as 0 */
+    }
+    s_assert_totals(fx, &r2, OFFICE, 0);
+    /* zero totals are not kept */
+    assert_int_equal(s_count(fx, AGGREGATE_DB_TOTALS, NULL), 0);
+    /* a later resend of an older revision counts nowhere */
+    s_apply_one(fx, OFFICE, &r2, AMITY_VERDICT_DUPLICATE);
+    s_apply_one(fx, OFFICE, &r3, AMITY_VERDICT_DUPLICATE);
+    s_assert_totals(fx, &r2, OFFICE, 0);
+    assert_int_equal(aggregate_db_seq(fx->db), 3);
+}
+
+static void
+test_aggregate_tombstone_then_stale(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r1, r2;
+    s_delegation(&r1, "d-9", 1, 4, 8);
+    s_retraction(&r2, "d-9", 2);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r2, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(res->n_kv, 0);
+    assert_int_equal(res->n_records_written, 1);
+    assert_int_equal(aggregate_db_seq(fx->db), 0); /* no total moved */
+    res = s_apply_one(fx, OFFICE, &r1, AMITY_VERDICT_DUPLICATE);
+    assert_int_equal(res->n_kv, 0);
+    s_assert_totals(fx, &r1, OFFICE, 0);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_TOTALS, NULL), 0);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_RECORDS, NULL), 1);
+}
+
+static void
+test_aggregate_conflict_rejected(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r1, other;
+    s_delegation(&r1, "d-1", 1, 3, 10);
+    s_delegation(&other, "d-1", 1, 4, 10);
+    s_apply_one(fx, OFFICE, &r1, AMITY_VERDICT_ACCEPTED);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &other, AMITY_VERDICT_REJECTED);
+    assert_int_equal(res->n_conflicts, 1);
+    assert_int_equal(res->n_rejected, 1);
+    assert_int_equal(res->n_kv, 0);
+    const char *why = "rev: 1 is already recorded with other content (conflict)";
+    assert_int_equal(res->verdicts[0].why.len, strlen(why));
+    assert_memory_equal(res->verdicts[0].why.ptr, why, strlen(why));
+    s_assert_totals(fx, &r1, OFFICE, 1);
+
+    /* kept for the operator: {v, id, why, ts, rec} */
+    amity_buf_t v;
+    amity_buf_init(&v);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_REJECTS, &v), 1);
+    amity_fields_t f;
+    char ewhy[128];
+    assert_int_equal(amity_fields_decode(v.data, v.len, &f, ewhy, sizeof ewhy), 0);
+    bool saw_id = false, saw_why = false, saw_rec = false;
+    for (size_t i = 0; i < f.n_fields; i++) {
+        const amity_field_t *x = &f.fields[i];
+        if (x->name_len == 2 && memcmp(x->name, "id", 2) == 0) {
+            assert_int_equal(x->val.as.s.len, 3);
+            assert_memory_equal(x->val.as.s.ptr, "d-1", 3);
+            saw_id = true;
+        } else if (x->name_len == 3 && memcmp(x->name, "why", 3) == 0) {
+            assert_memory_equal(x->val.as.s.ptr, why, strlen(why));
+            saw_why = true;
+        } else if (x->name_len == 3 && memcmp(x->name, "rec", 3) == 0) {
+            assert_int_equal(x->val.type, AMITY_VAL_BIN);
+            amity_buf_t enc;
+            amity_buf_init(&enc);
+            assert_int_equal(amity_record_encode(&other, &enc), 0);
+            assert_int_equal(x->val.as.s.len, enc.len);
+            assert_memory_equal(x->val.as.s.ptr, enc.data, enc.len);
+            amity_buf_clear(&enc);
+            saw_rec = true;
+        }
+    }
+    assert_true(saw_id && saw_why && saw_rec);
+    amity_buf_clear(&v);
+}
+
+/*  Every order of revs 1, 2, 3 of one id in one batch ends as rev 3 alone. */
+static void
+test_aggregate_revisions_in_one_batch(void **state)
+{
+    fx_t *fx = *state;
+    static const int perms[6][3] = { { 1, 2, 3 }, { 1, 3, 2 }, { 2, 1, 3 },
+                                     { 2, 3, 1 }, { 3, 1, 2 }, { 3, 2, 1 } };
+    amity_record_t revs[4];
+    s_delegation(&revs[1], "d-1", 1, 3, 10);
+    s_delegation(&revs[2], "d-1", 2, 5, 12);
+    s_delegation(&revs[3], "d-1", 3, 7, 20);
+    for (int p = 0; p < 6; p++) {
+        char office[16];
+        snprintf(office, sizeof office, "perm-%d", p);
+        aggregate_item_t items[3];
+        for (int k = 0; k < 3; k++) {
+            items[k] = s_item(fx, office, (uint64_t)k, &revs[perms[p][k]]);
+        }
+        const aggregate_result_t *res = s_apply(fx, items, 3);
+        for (int k = 0; k < 3; k++) {
+            /* rev 3 is always accepted; anything after it is stale */
+            if (perms[p][k] == 3) {
+                assert_int_equal(res->verdicts[k].status, AMITY_VERDICT_ACCEPTED);
+            }
+        }
+        s_assert_totals_of(fx, &revs[3], office, 1, true);
+    }
+    /* the shared keys hold six times rev 3 */
+    assert_int_equal(s_total(fx, "2017/all/delegation_in/US/delegations"), 6 * 7);
+    assert_int_equal(s_total(fx, "2017-06/all/delegation_in/all/people"), 6 * 20);
+    /* with a retraction as the highest rev, nothing counts whatever the order */
+    amity_record_t rt;
+    s_retraction(&rt, "d-2", 3);
+    revs[3] = rt;
+    s_delegation(&revs[1], "d-2", 1, 3, 10);
+    s_delegation(&revs[2], "d-2", 2, 5, 12);
+    for (int p = 0; p < 6; p++) {
+        char office[16];
+        snprintf(office, sizeof office, "retr-%d", p);
+        aggregate_item_t items[3];
+        for (int k = 0; k < 3; k++) {
+            items[k] = s_item(fx, office, (uint64_t)k, &revs[perms[p][k]]);
+        }
+        s_apply(fx, items, 3);
+        s_assert_totals_of(fx, &revs[2], office, 0, true);
+        fx->n_bufs = 0;
+    }
+}
+
+static void
+test_aggregate_validator_rejection_kept(void **state)
+{
+    fx_t *fx = *state;
+    amity_fields_t f = { 0 };
+    f.n_fields = 2;
+    f.fields[0] = (amity_field_t){ "id", 2, { .type = AMITY_VAL_STR, .as.s = { "bad-1", 5 } } };
+    f.fields[1] = (amity_field_t){ "date", 4,
+                                   { .type = AMITY_VAL_STR, .as.s = { "2017-02-30", 10 } } };
+    amity_buf_t raw;
+    amity_buf_init(&raw);
+    assert_int_equal(amity_fields_encode(&f, &raw), 0);
+    const char *why = "date: 2017-02-30 is not a calendar date";
+    amity_record_t good;
+    s_delegation(&good, "d-1", 1, 3, 10);
+    aggregate_item_t items[2] = {
+        {
+            .office = OFFICE,
+            .ing = amity_view_str("ing-1"),
+            .conn = amity_view_str("c"),
+            .tag = 41,
+            .ok = false,
+            .rec = { raw.data, raw.len },
+            .why = amity_view_str(why),
+        },
+        s_item(fx, OFFICE, 42, &good),
+    };
+    const aggregate_result_t *res = s_apply(fx, items, 2);
+    assert_int_equal(res->verdicts[0].status, AMITY_VERDICT_REJECTED);
+    assert_int_equal(res->verdicts[0].why.len, strlen(why));
+    assert_memory_equal(res->verdicts[0].why.ptr, why, strlen(why));
+    assert_int_equal(res->verdicts[1].status, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(res->n_rejects_written, 1);
+    amity_buf_t v;
+    amity_buf_init(&v);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_REJECTS, &v), 1);
+    amity_fields_t got;
+    char ewhy[128];
+    assert_int_equal(amity_fields_decode(v.data, v.len, &got, ewhy, sizeof ewhy), 0);
+    bool saw_id = false, saw_rec = false;
+    for (size_t i = 0; i < got.n_fields; i++) {
+        const amity_field_t *x = &got.fields[i];
+        if (x->name_len == 2 && memcmp(x->name, "id", 2) == 0) {
+            assert_memory_equal(x->val.as.s.ptr, "bad-1", 5);
+            saw_id = true;
+        } else if (x->name_len == 3 && memcmp(x->name, "rec", 3) == 0) {
+            assert_int_equal(x->val.as.s.len, raw.len);
+            assert_memory_equal(x->val.as.s.ptr, raw.data, raw.len);
+            saw_rec = true;
+        }
+    }
+    assert_true(saw_id && saw_rec);
+    /* a canonical-looking item that is not a record is refused alone */
+    aggregate_item_t junk = items[0];
+    junk.ok = true;
+    res = s_apply(fx, &junk, 1);
+    assert_int_equal(res->verdicts[0].status, AMITY_VERDICT_REJECTED);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_REJECTS, NULL), 2);
+    amity_buf_clear(&v);
+    amity_buf_clear(&raw);
+}
+
+static void
+test_aggregate_seq_per_commit(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r;
+    for (uint64_t i = 1; i <= 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s-%llu", (unsigned long long)i);
+        s_delegation(&r, id, 1, 1, 1);
+        const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_ACCEPTED);
+        assert_int_equal(res->seq, i);
+        assert_int_equal(aggregate_db_seq(fx->db), i);
+    }
+    assert_int_equal(s_total(fx, KEY_DEL), 3);
+    /* nothing changed: seq stays */
+    s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_DUPLICATE);
+    assert_int_equal(aggregate_db_seq(fx->db), 3);
+    /* an empty batch commits nothing */
+    const aggregate_result_t *res = NULL;
+    assert_int_equal(aggregate_apply_batch(fx->db, NULL, 0, &res), 0);
+    assert_int_equal(res->n_done, 0);
+    assert_int_equal(res->seq, 3);
+}
+
+static void
+test_aggregate_reopen_persists(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r1, r2;
+    s_delegation(&r1, "d-1", 1, 3, 10);
+    s_delegation(&r2, "d-2", 1, 2, 4);
+    s_apply_one(fx, OFFICE, &r1, AMITY_VERDICT_ACCEPTED);
+    s_apply_one(fx, OFFICE, &r2, AMITY_VERDICT_ACCEPTED);
+    aggregate_db_destroy(&fx->db);
+    assert_null(fx->db);
+    assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, false), 0);
+    assert_int_equal(aggregate_db_seq(fx->db), 2);
+    assert_int_equal(s_total(fx, KEY_DEL), 5);
+    assert_int_equal(s_total(fx, "2017-Q2/all/delegation_in/all/people"), 14);
+    /* records persist too: a resend is still a duplicate */
+    s_apply_one(fx, OFFICE, &r1, AMITY_VERDICT_DUPLICATE);
+    const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r2, AMITY_VERDICT_DUPLICATE);
+    assert_int_equal(res->seq, 2);
+}
+
+typedef struct {
+    size_t n_chunks;
+    size_t n_keys;
+    uint64_t seq;
+    bool last_more;
+    bool prefix_ok;
+    const char *prefix;
+    int64_t sum;
+} s_snap_t;
+
+static int
+s_snap_cb(uint64_t seq, const amity_kv_t *kv, size_t n_kv, bool more, void *arg)
+{
+    s_snap_t *s = arg;
+    if (s->n_chunks > 0) {
+        assert_int_equal(s->seq, seq);
+        assert_true(s->last_more); /* only the last chunk says more=false */
+    }
+    s->seq = seq;
+    s->n_chunks++;
+    s->n_keys += n_kv;
+    s->last_more = more;
+    for (size_t i = 0; i < n_kv; i++) {
+        size_t pl = strlen(s->prefix);
+        if (kv[i].key.len < pl || memcmp(kv[i].key.ptr, s->prefix, pl) != 0) {
+            s->prefix_ok = false;
+        }
+        s->sum += kv[i].val;
+    }
+    return 0;
+}
+
+static void
+test_aggregate_snapshot_prefix(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r;
+    s_delegation(&r, "d-1", 1, 3, 10);
+    s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_ACCEPTED);
+    s_delegation(&r, "d-2", 1, 2, 5);
+    r.year = 2018;
+    s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_ACCEPTED);
+
+    /* 2017/ alone: 2 offices x 3 geos x 2 metrics; not 2017-H1/... */
+    s_snap_t s = { .prefix = "2017/", .prefix_ok = true };
+    assert_int_equal(aggregate_db_snapshot(fx->db, "2017/", 5, 0, s_snap_cb, &s), 0);
+    assert_int_equal(s.n_chunks, 1);
+    assert_false(s.last_more);
+    assert_true(s.prefix_ok);
+    assert_int_equal(s.n_keys, 12);
+    assert_int_equal(s.seq, 2);
+    assert_int_equal(s.sum, 2 * 3 * (3 + 10));
+
+    /* chunked: 5 keys a chunk, same seq, more on all but the last */
+    s_snap_t c = { .prefix = "2017", .prefix_ok = true };
+    assert_int_equal(aggregate_db_snapshot(fx->db, "2017", 4, 5, s_snap_cb, &c), 0);
+    assert_int_equal(c.n_keys, 48);
+    assert_int_equal(c.n_chunks, 10);
+    assert_false(c.last_more);
+    assert_true(c.prefix_ok);
+
+    /* exactly a chunk's worth: no empty trailing chunk */
+    s_snap_t e = { .prefix = "2017/", .prefix_ok = true };
+    assert_int_equal(aggregate_db_snapshot(fx->db, "2017/", 5, 12, s_snap_cb, &e), 0);
+    assert_int_equal(e.n_chunks, 1);
+    assert_int_equal(e.n_keys, 12);
+
+    /* everything, and nothing */
+    s_snap_t all = { .prefix = "", .prefix_ok = true };
+    assert_int_equal(aggregate_db_snapshot(fx->db, "", 0, 0, s_snap_cb, &all), 0);
+    assert_int_equal(all.n_keys, 96);
+    s_snap_t none = { .prefix = "1999/", .prefix_ok = true };
+    assert_int_equal(aggregate_db_snapshot(fx->db, "1999/", 5, 0, s_snap_cb, &none), 0);
+    assert_int_equal(none.n_chunks, 1);
+    assert_int_equal(none.n_keys, 0);
+    assert_false(none.last_more);
+}
+
+/*  A batch whose changed keys would not fit one totals message is
+ *  committed in several; the caller goes on with the rest. */
+static void
+test_aggregate_batch_split_by_keys(void **state)
+{
+    fx_t *fx = *state;
+    enum { N = 1600 };
+    aggregate_item_t *items = calloc(N, sizeof *items);
+    amity_buf_t *bufs = calloc(N, sizeof *bufs);
+    char (*offices)[16] = calloc(N, sizeof *offices);
+    assert_non_null(items);
+    assert_non_null(bufs);
+    assert_non_null(offices);
+    for (size_t i = 0; i < N; i++) {
+        amity_record_t r;
+        s_delegation(&r, "d-1", 1, 1, 2);
+        r.year = 1950 + (int)(i % 70);
+        snprintf(offices[i], sizeof offices[i], "o-%zu", i);
+        amity_buf_init(&bufs[i]);
+        assert_int_equal(amity_record_encode(&r, &bufs[i]), 0);
+        items[i] = (aggregate_item_t){ .office = offices[i], .ok = true, .tag = i,
+                                       .rec = { bufs[i].data, bufs[i].len } };
+    }
+    size_t off = 0, commits = 0;
+    while (off < N) {
+        const aggregate_result_t *r = NULL;
+        assert_int_equal(aggregate_apply_batch(fx->db, items + off, N - off, &r), 0);
+        assert_true(r->n_done > 0);
+        assert_true(r->n_kv <= AGGREGATE_KV_PER_COMMIT);
+        for (size_t i = 0; i < r->n_done; i++) {
+            assert_int_equal(r->verdicts[i].status, AMITY_VERDICT_ACCEPTED);
+        }
+        off += r->n_done;
+        commits++;
+    }
+    assert_true(commits >= 2);
+    assert_int_equal(aggregate_db_seq(fx->db), commits);
+    /* every record counted once */
+    int64_t sum = 0;
+    for (int y = 1950; y < 2020; y++) {
+        char key[64];
+        snprintf(key, sizeof key, "%d/all/delegation_in/all/delegations", y);
+        sum += s_total(fx, key);
+    }
+    assert_int_equal(sum, N);
+    assert_int_equal(s_total(fx, "1950/o-0/delegation_in/US/people"), 2);
+    for (size_t i = 0; i < N; i++) {
+        amity_buf_clear(&bufs[i]);
+    }
+    free(bufs);
+    free(items);
+    free(offices);
+}
+
+static void
+test_aggregate_endpoints(void **state)
+{
+    (void)state;
+    char ep[64];
+    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:7710", 0, ep, sizeof ep), 0);
+    assert_string_equal(ep, "tcp://127.0.0.1:7710");
+    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:7710", 3, ep, sizeof ep), 0);
+    assert_string_equal(ep, "tcp://127.0.0.1:7713");
+    assert_int_equal(aggregate_endpoint("tcp://[::1]:7720", 2, ep, sizeof ep), 0);
+    assert_string_equal(ep, "tcp://[::1]:7722");
+    assert_int_equal(aggregate_endpoint("tcp://localhost:9", 1, ep, sizeof ep), 0);
+    assert_string_equal(ep, "tcp://localhost:10");
+    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:65532", 0, ep, sizeof ep), 0);
+    static const char *bad[] = {
+        "tcp://127.0.0.1:65533", "tcp://127.0.0.1", "tcp://127.0.0.1:", "tcp://:7710",
+        "tcp://::1:7710", "tcp://[::1]7710", "tcp://[]:7710", "ipc:///tmp/x", "tcp://h:77a0",
+        "tcp://h:0", "tcp://h:99999999999999999999", "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(aggregate_endpoint(bad[i], 1, ep, sizeof ep), AMITY_EINVAL);
+    }
+    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:7710", 1, ep, 8), AMITY_EFULL);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_aggregate_first_accept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_resend_is_duplicate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_correction_moves_totals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_retraction_zeroes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_tombstone_then_stale, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_conflict_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_revisions_in_one_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_validator_rejection_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_seq_per_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_reopen_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_snapshot_prefix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_batch_split_by_keys, setup, teardown),
+        cmocka_unit_test(test_aggregate_endpoints),
+    };
+    return cmocka_run_group_tests_name("svc_aggregate", tests, NULL, NULL);
+}

@@ -1,0 +1,1061 @@
+/*  test_svc_notify: notify's merge, sync and fan-out logic without sockets:
+ *  shard snapshots and totals in, batches / snapreqs / client replies out.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amity/err.h"
+#include "amity/proto.h"
+#include "core.h"
+#include "merge.h"
+#include "notify.h"
+#include "outbox.h"
+#include "subs.h"
+
+#define T0 1000000 /* an arbitrary monotonic start time */
+
+/* ---- message builders (views borrow string literals) ---------------- */
+
+static amity_kv_t
+s_kv(const char *key, int64_t val)
+{
+    amity_kv_t kv;
+
+    kv.key = amity_view_str(key);
+    kv.val = val;
+    return kv;
+}
+
+static amity_msg_t
+s_totals(size_t shard, uint64_t seq, amity_kv_t *kv, size_t n)
+{
+    amity_msg_t m;
+
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_TOTALS;
+    m.shard = shard;
+    m.seq = seq;
+    m.kv = kv;
+    m.n_kv = n;
+    return m;
+}
+
+static amity_msg_t
+s_snap(size_t shard, uint64_t req, uint64_t seq, bool more, amity_kv_t *kv, size_t n)
+{
+    amity_msg_t m = s_totals(shard, seq, kv, n);
+
+    m.type = AMITY_MSG_SNAP;
+    m.req = req;
+    m.more = more;
+    return m;
+}
+
+/* ---- merge fixture: a recording sink ---------------------------------- */
+
+#define S_MAX_REC 64
+
+typedef struct {
+    char key[64];
+    int64_t val;
+} s_rec_kv_t;
+
+typedef struct {
+    notify_merge_t *merge;
+    size_t n_reqs;              /* snapreqs issued */
+    size_t req_shard[S_MAX_REC];
+    uint64_t req_id[S_MAX_REC];
+    size_t n_batches;           /* batches seen */
+    s_rec_kv_t last[S_MAX_REC]; /* the last batch */
+    size_t n_last;
+} s_mfx_t;
+
+static int
+s_sink_snapreq(void *arg, size_t shard, uint64_t req)
+{
+    s_mfx_t *f = arg;
+
+    assert_true(f->n_reqs < S_MAX_REC);
+    f->req_shard[f->n_reqs] = shard;
+    f->req_id[f->n_reqs] = req;
+    f->n_reqs++;
+    return 0;
+}
+
+static int
+s_sink_changes(void *arg, const amity_kv_t *kv, size_t n)
+{
+    s_mfx_t *f = arg;
+    size_t i;
+
+    assert_true(n >= 1 && n <= S_MAX_REC);
+    f->n_batches++;
+    for (i = 0; i < n; i++) {
+        assert_true(kv[i].key.len < sizeof(f->last[i].key));
+        memcpy(f->last[i].key, kv[i].key.ptr, kv[i].key.len);
+        f->last[i].key[kv[i].key.len] = '\0';
+        f->last[i].val = kv[i].val;
+    }
+    f->n_last = n;
+    return 0;
+}
+
+/*  The value of key in the last batch, or -999 when absent. */
+static int64_t
+s_last(const s_mfx_t *f, const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < f->n_last; i++) {
+        if (strcmp(f->last[i].key, key) == 0) {
+            return f->last[i].val;
+        }
+    }
+    return -999;
+}
+
+static uint64_t
+s_req_of(const s_mfx_t *f, size_t shard)
+{
+    size_t i = f->n_reqs;
+
+    while (i-- > 0) {
+        if (f->req_shard[i] == shard) {
+            return f->req_id[i];
+        }
+    }
+    fail_msg("no snapreq for shard %zu", shard);
+    return 0;
+}
+
+static int
+s_mfx_setup2(void **state)
+{
+    s_mfx_t *f = calloc(1, sizeof(*f));
+    notify_merge_sink_t sink = { s_sink_snapreq, s_sink_changes, NULL };
+
+    assert_non_null(f);
+    sink.arg = f;
+    assert_int_equal(notify_merge_new(&f->merge, 2, &sink), 0);
+    assert_int_equal(notify_merge_start(f->merge, T0), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+s_mfx_teardown(void **state)
+{
+    s_mfx_t *f = *state;
+
+    notify_merge_destroy(&f->merge);
+    free(f);
+    return 0;
+}
+
+static int64_t
+s_sum(const s_mfx_t *f, const char *key)
+{
+    int64_t sum = -999;
+
+    (void)notify_merge_get(f->merge, key, strlen(key), &sum, 0, NULL);
+    return sum;
+}
+
+static int64_t
+s_part(const s_mfx_t *f, const char *key, size_t shard)
+{
+    int64_t sum = -999, part = -999;
+
+    (void)notify_merge_get(f->merge, key, strlen(key), &sum, shard, &part);
+    return part;
+}
+
+/*  Makes shard live at seq with the given snapshot (one chunk). */
+static void
+s_install(s_mfx_t *f, size_t shard, uint64_t seq, amity_kv_t *kv, size_t n, int64_t now)
+{
+    amity_msg_t m = s_snap(shard, s_req_of(f, shard), seq, false, kv, n);
+
+    assert_int_equal(notify_merge_on_snap(f->merge, shard, &m, now), 0);
+    assert_true(notify_merge_live(f->merge, shard));
+}
+
+/* ---- merge tests ------------------------------------------------------- */
+
+static void
+test_notify_merge_start_requests_every_shard(void **state)
+{
+    s_mfx_t *f = *state;
+
+    assert_int_equal(f->n_reqs, 2);
+    assert_int_equal(f->req_shard[0], 0);
+    assert_int_equal(f->req_shard[1], 1);
+    assert_true(f->req_id[0] != f->req_id[1]);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_false(notify_merge_live(f->merge, 1));
+}
+
+static void
+test_notify_merge_two_snapshots_sum(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t a1[] = { s_kv("a", 5), s_kv("b", 7) };
+    amity_kv_t a2[] = { s_kv("c", 1) };
+    amity_kv_t b[] = { s_kv("a", 10), s_kv("c", 2), s_kv("d", 0) };
+    amity_msg_t m;
+
+    /* shard 0 in two chunks */
+    m = s_snap(0, s_req_of(f, 0), 40, true, a1, 2);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(f->n_batches, 0);
+    m = s_snap(0, s_req_of(f, 0), 40, false, a2, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0), 0);
+    assert_true(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_last_seq(f->merge, 0), 40);
+    assert_int_equal(f->n_batches, 1);
+    assert_int_equal(f->n_last, 3);
+
+    s_install(f, 1, 7, b, 3, T0);
+    assert_int_equal(f->n_batches, 2);
+    /* d = 0 did not change a sum: not in the batch */
+    assert_int_equal(f->n_last, 2);
+    assert_int_equal(s_last(f, "a"), 15);
+    assert_int_equal(s_last(f, "c"), 3);
+    assert_int_equal(s_sum(f, "a"), 15);
+    assert_int_equal(s_sum(f, "b"), 7);
+    assert_int_equal(s_sum(f, "c"), 3);
+    assert_int_equal(s_part(f, "a", 0), 5);
+    assert_int_equal(s_part(f, "a", 1), 10);
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_snaps, 1);
+}
+
+static void
+test_notify_merge_totals_update(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t s0[] = { s_kv("a", 5) };
+    amity_kv_t s1[] = { s_kv("a", 10) };
+    amity_kv_t u[] = { s_kv("a", 8), s_kv("new", 3) };
+    amity_kv_t same[] = { s_kv("a", 8) };
+    amity_msg_t m;
+
+    s_install(f, 0, 40, s0, 1, T0);
+    s_install(f, 1, 7, s1, 1, T0);
+    assert_int_equal(f->n_batches, 2);
+
+    m = s_totals(0, 41, u, 2);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 10), 0);
+    assert_int_equal(f->n_batches, 3);
+    assert_int_equal(s_last(f, "a"), 18);
+    assert_int_equal(s_last(f, "new"), 3);
+    assert_int_equal(notify_merge_last_seq(f->merge, 0), 41);
+
+    /* absolute values: the same value again changes nothing, no batch */
+    m = s_totals(0, 42, same, 1);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 20), 0);
+    assert_int_equal(f->n_batches, 3);
+    assert_int_equal(notify_merge_last_seq(f->merge, 0), 42);
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 0);
+}
+
+static void
+test_notify_merge_gap_resyncs(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t s0[] = { s_kv("a", 5) };
+    amity_kv_t u[] = { s_kv("a", 6) };
+    amity_msg_t m;
+    uint64_t old_req = s_req_of(f, 0);
+
+    s_install(f, 0, 40, s0, 1, T0);
+    m = s_totals(0, 42, u, 1); /* 41 was lost */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 10), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 1);
+    assert_int_equal(f->n_reqs, 3);
+    assert_true(s_req_of(f, 0) != old_req);
+    /* nothing applied from the message past the gap */
+    assert_int_equal(s_sum(f, "a"), 5);
+
+    /* a late chunk of the old request is stale */
+    m = s_snap(0, old_req, 41, false, s0, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0 + 20), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_stale, 1);
+
+    /* the new snapshot (seq 41) then replays the buffered 42 */
+    m = s_snap(0, s_req_of(f, 0), 41, false, s0, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0 + 30), 0);
+    assert_true(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_last_seq(f->merge, 0), 42);
+    assert_int_equal(s_sum(f, "a"), 6);
+}
+
+static void
+test_notify_merge_backwards_resyncs(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t s0[] = { s_kv("a", 5) };
+    amity_kv_t u[] = { s_kv("a", 1) };
+    amity_msg_t m;
+
+    s_install(f, 0, 40, s0, 1, T0);
+    m = s_totals(0, 3, u, 1); /* the shard was reset */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 10), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 1);
+}
+
+static void
+test_notify_merge_buffered_after_snapshot(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t u9[] = { s_kv("a", 100) }; /* already in the snapshot */
+    amity_kv_t u10[] = { s_kv("a", 200) };
+    amity_kv_t u11[] = { s_kv("a", 11), s_kv("b", 1) };
+    amity_kv_t u12[] = { s_kv("b", 2) };
+    amity_kv_t snap[] = { s_kv("a", 10) };
+    amity_msg_t m;
+
+    /* totals arrive while syncing: buffered, nothing applied */
+    m = s_totals(0, 9, u9, 1);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    m = s_totals(0, 10, u10, 1);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    m = s_totals(0, 10, NULL, 0); /* a heartbeat while syncing: ignored */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    m = s_totals(0, 11, u11, 2);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    m = s_totals(0, 12, u12, 1);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    assert_int_equal(f->n_batches, 0);
+    assert_int_equal(s_sum(f, "a"), -999);
+
+    /* snapshot at seq 10: 9 and 10 are ignored, 11 and 12 applied in order,
+     * each its own batch */
+    s_install(f, 0, 10, snap, 1, T0);
+    assert_int_equal(f->n_batches, 3);
+    assert_int_equal(notify_merge_last_seq(f->merge, 0), 12);
+    assert_int_equal(s_sum(f, "a"), 11);
+    assert_int_equal(s_sum(f, "b"), 2);
+    assert_int_equal(f->n_last, 1);
+    assert_int_equal(s_last(f, "b"), 2);
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_applied, 2);
+
+    /* and it goes on live from 12 */
+    m = s_totals(0, 13, u10, 1);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    assert_int_equal(s_sum(f, "a"), 200);
+}
+
+static void
+test_notify_merge_buffered_gap_resyncs(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t u[] = { s_kv("a", 1) };
+    amity_kv_t snap[] = { s_kv("a", 10) };
+    amity_msg_t m;
+
+    m = s_totals(0, 12, u, 1); /* 11 never came */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    m = s_snap(0, s_req_of(f, 0), 10, false, snap, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 1);
+    /* the snapshot itself was installed */
+    assert_int_equal(s_sum(f, "a"), 10);
+}
+
+static void
+test_notify_merge_heartbeat_seq(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t snap[] = { s_kv("a", 1) };
+    amity_msg_t m;
+
+    s_install(f, 0, 40, snap, 1, T0);
+    s_install(f, 1, 5, snap, 1, T0);
+
+    m = s_totals(0, 40, NULL, 0); /* same seq: fine */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 1000), 0);
+    assert_true(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 0);
+
+    m = s_totals(0, 41, NULL, 0); /* a commit we never saw */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 2000), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 1);
+
+    m = s_totals(1, 4, NULL, 0); /* backwards */
+    assert_int_equal(notify_merge_on_totals(f->merge, 1, &m, T0 + 2000), 0);
+    assert_false(notify_merge_live(f->merge, 1));
+    assert_int_equal(notify_merge_stats(f->merge, 1)->n_resyncs, 1);
+}
+
+static void
+test_notify_merge_resnapshot_zeroes_dropped_key(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t first[] = { s_kv("a", 5), s_kv("gone", 4) };
+    amity_kv_t other[] = { s_kv("gone", 1) };
+    amity_kv_t second[] = { s_kv("a", 6) };
+    amity_msg_t m;
+
+    s_install(f, 0, 10, first, 2, T0);
+    s_install(f, 1, 3, other, 1, T0);
+    assert_int_equal(s_sum(f, "gone"), 5);
+
+    m = s_totals(0, 20, first, 1); /* gap: resync */
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 10), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    s_install(f, 0, 20, second, 1, T0 + 20);
+    assert_int_equal(f->n_last, 2);
+    assert_int_equal(s_last(f, "a"), 6);
+    assert_int_equal(s_last(f, "gone"), 1);
+    assert_int_equal(s_part(f, "gone", 0), 0);
+    assert_int_equal(s_part(f, "gone", 1), 1);
+    assert_int_equal(s_sum(f, "gone"), 1);
+}
+
+static void
+test_notify_merge_silence_and_retry(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t snap[] = { s_kv("a", 1) };
+    amity_msg_t m;
+
+    s_install(f, 0, 1, snap, 1, T0);
+    assert_int_equal(notify_merge_deadline(f->merge), T0 + NOTIFY_SNAP_RETRY_MS);
+
+    /* shard 1 never answers: asked again every 3 s; not counted as resync */
+    assert_int_equal(notify_merge_tick(f->merge, T0 + 2999), 0);
+    assert_int_equal(f->n_reqs, 2);
+    m = s_totals(0, 1, NULL, 0);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0 + 2000), 0);
+    assert_int_equal(notify_merge_tick(f->merge, T0 + 3000), 0);
+    assert_int_equal(f->n_reqs, 3);
+    assert_int_equal(f->req_shard[2], 1);
+    assert_int_equal(notify_merge_stats(f->merge, 1)->n_resyncs, 0);
+    assert_int_equal(notify_merge_stats(f->merge, 1)->n_snapreqs, 2);
+    assert_true(notify_merge_live(f->merge, 0)); /* heard at T0 + 2000 */
+
+    /* shard 0 silent from T0 + 2000: resynced at T0 + 5000 */
+    assert_int_equal(notify_merge_tick(f->merge, T0 + 4999), 0);
+    assert_true(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_tick(f->merge, T0 + 5000), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_resyncs, 1);
+    /* the partials stay until a new snapshot replaces them */
+    assert_int_equal(s_sum(f, "a"), 1);
+}
+
+static void
+test_notify_merge_snapshot_chunks_disagree(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t kv[] = { s_kv("a", 1) };
+    amity_msg_t m;
+    uint64_t req = s_req_of(f, 0);
+
+    m = s_snap(0, req, 5, true, kv, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0), 0);
+    m = s_snap(0, req, 6, false, kv, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+    assert_true(s_req_of(f, 0) != req);
+    assert_int_equal(f->n_batches, 0);
+}
+
+static void
+test_notify_merge_buffer_overflow_rerequests(void **state)
+{
+    s_mfx_t *f = *state;
+    amity_kv_t kv[] = { s_kv("a", 1) };
+    amity_msg_t m;
+    uint64_t i, req = s_req_of(f, 0);
+
+    for (i = 1; i <= NOTIFY_PENDING_MAX; i++) {
+        m = s_totals(0, i, kv, 1);
+        assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    }
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_overflows, 0);
+    m = s_totals(0, i, kv, 1);
+    assert_int_equal(notify_merge_on_totals(f->merge, 0, &m, T0), 0);
+    assert_int_equal(notify_merge_stats(f->merge, 0)->n_overflows, 1);
+    assert_true(s_req_of(f, 0) != req);
+    /* the old request's reply is now stale */
+    m = s_snap(0, req, 0, false, kv, 1);
+    assert_int_equal(notify_merge_on_snap(f->merge, 0, &m, T0), 0);
+    assert_false(notify_merge_live(f->merge, 0));
+}
+
+/* ---- core fixture: outbox captured ------------------------------------- */
+
+#define S_MAX_OUT 64
+
+typedef struct {
+    notify_core_t *core;
+    uint64_t req[2];               /* last snapreq per shard */
+    size_t n;                      /* client messages captured */
+    char rid[S_MAX_OUT][16];       /* their routing ids */
+    amity_buf_t body[S_MAX_OUT];   /* their bodies */
+    amity_msg_t m;                 /* last decoded */
+} s_cfx_t;
+
+static int
+s_cfx_setup(void **state)
+{
+    s_cfx_t *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_int_equal(notify_core_new(&f->core, 2, 3, 0xabcdef), 0);
+    amity_msg_init(&f->m);
+    *state = f;
+    return 0;
+}
+
+static void
+s_cfx_forget(s_cfx_t *f)
+{
+    size_t i;
+
+    for (i = 0; i < f->n; i++) {
+        amity_buf_clear(&f->body[i]);
+    }
+    f->n = 0;
+}
+
+static int
+s_cfx_teardown(void **state)
+{
+    s_cfx_t *f = *state;
+
+    amity_msg_clear(&f->m);
+    s_cfx_forget(f);
+    notify_core_destroy(&f->core);
+    free(f);
+    return 0;
+}
+
+/*  Moves the core's outbox into the fixture: snapreq ids noted, client
+ *  messages kept for s_get. */
+static void
+s_pump(s_cfx_t *f)
+{
+    notify_outbox_t *o = notify_core_outbox(f->core);
+    char why[128];
+    size_t i;
+
+    for (i = 0; i < o->n; i++) {
+        notify_out_msg_t *e = &o->msgs[i];
+
+        if (e->dest == NOTIFY_TO_SHARD) {
+            amity_msg_t m;
+
+            amity_msg_init(&m);
+            assert_int_equal(amity_msg_decode(e->body.data, e->body.len, &m, why, sizeof(why)),
+                             0);
+            assert_int_equal(m.type, AMITY_MSG_SNAPREQ);
+            assert_int_equal(m.prefix.len, 0);
+            assert_true(e->shard < 2);
+            f->req[e->shard] = m.req;
+            amity_msg_clear(&m);
+            continue;
+        }
+        assert_true(f->n < S_MAX_OUT);
+        assert_true(e->rid_len < sizeof(f->rid[0]));
+        memcpy(f->rid[f->n], e->rid, e->rid_len);
+        f->rid[f->n][e->rid_len] = '\0';
+        amity_buf_init(&f->body[f->n]);
+        assert_int_equal(amity_buf_set(&f->body[f->n], e->body.data, e->body.len), 0);
+        f->n++;
+    }
+    notify_outbox_reset(o);
+}
+
+/*  Decodes captured client message i into f->m (valid until the next). */
+static const amity_msg_t *
+s_get(s_cfx_t *f, size_t i, const char *rid)
+{
+    char why[128];
+
+    assert_true(i < f->n);
+    assert_string_equal(f->rid[i], rid);
+    amity_msg_clear(&f->m);
+    amity_msg_init(&f->m);
+    assert_int_equal(amity_msg_decode(f->body[i].data, f->body[i].len, &f->m, why, sizeof(why)),
+                     0);
+    return &f->m;
+}
+
+static bool
+s_has(const amity_msg_t *m, const char *key, int64_t val)
+{
+    size_t i, n = strlen(key);
+
+    for (i = 0; i < m->n_kv; i++) {
+        if (m->kv[i].key.len == n && memcmp(m->kv[i].key.ptr, key, n) == 0) {
+            return m->kv[i].val == val;
+        }
+    }
+    return false;
+}
+
+static void
+s_client(s_cfx_t *f, const char *rid, const amity_msg_t *m, int64_t now)
+{
+    assert_int_equal(notify_core_on_client(f->core, (const uint8_t *)rid, strlen(rid), m, now),
+                     0);
+    s_pump(f);
+}
+
+static void
+s_shard(s_cfx_t *f, size_t shard, const amity_msg_t *m, int64_t now)
+{
+    assert_int_equal(notify_core_on_shard(f->core, shard, m, now), 0);
+    s_pump(f);
+}
+
+static void
+s_sub(s_cfx_t *f, const char *rid, uint64_t req, amity_view_t *prefixes, size_t n, int64_t now)
+{
+    amity_msg_t m;
+
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_SUB;
+    m.req = req;
+    m.prefixes = prefixes;
+    m.n_prefixes = n;
+    s_client(f, rid, &m, now);
+}
+
+/*  Starts the core and makes both shards live with small snapshots. */
+static void
+s_cfx_live(s_cfx_t *f)
+{
+    amity_kv_t s0[] = { s_kv("org/a/count", 1), s_kv("act/x/count", 2) };
+    amity_kv_t s1[] = { s_kv("org/b/count", 3), s_kv("act/x/count", 4) };
+    amity_msg_t m;
+
+    assert_int_equal(notify_core_start(f->core, T0), 0);
+    s_pump(f);
+    assert_true(f->req[0] != 0 && f->req[1] != 0);
+    m = s_snap(0, f->req[0], 10, false, s0, 2);
+    s_shard(f, 0, &m, T0);
+    m = s_snap(1, f->req[1], 20, false, s1, 2);
+    s_shard(f, 1, &m, T0);
+    assert_int_equal(notify_core_seq(f->core), 2);
+    assert_int_equal(f->n, 0);
+}
+
+/* ---- core tests -------------------------------------------------------- */
+
+static void
+test_notify_core_seq_counts_batches(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_kv_t u[] = { s_kv("org/a/count", 9) };
+    amity_kv_t same[] = { s_kv("org/a/count", 9) };
+    amity_msg_t m;
+
+    s_cfx_live(f);
+    m = s_totals(0, 11, u, 1);
+    s_shard(f, 0, &m, T0 + 1);
+    assert_int_equal(notify_core_seq(f->core), 3);
+    m = s_totals(0, 12, same, 1); /* no sum changed: no new seq */
+    s_shard(f, 0, &m, T0 + 2);
+    assert_int_equal(notify_core_seq(f->core), 3);
+    m = s_totals(0, 12, NULL, 0);
+    s_shard(f, 0, &m, T0 + 3);
+    assert_int_equal(notify_core_seq(f->core), 3);
+}
+
+static void
+test_notify_core_subscribers_filter_and_chain(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_view_t org[] = { amity_view_str("org/") };
+    amity_view_t two[] = { amity_view_str("act/"), amity_view_str("org/b") };
+    amity_view_t all[] = { amity_view_str("") };
+    amity_kv_t u1[] = { s_kv("org/a/count", 5) };
+    amity_kv_t u2[] = { s_kv("act/x/count", 7), s_kv("org/b/count", 8) };
+    const amity_msg_t *r;
+    amity_msg_t m;
+
+    s_cfx_live(f);
+    s_sub(f, "S1", 11, org, 1, T0);
+    s_sub(f, "S2", 12, two, 2, T0);
+    s_sub(f, "S3", 13, all, 1, T0);
+    assert_int_equal(f->n, 3);
+    r = s_get(f, 0, "S1");
+    assert_int_equal(r->type, AMITY_MSG_SNAP);
+    assert_int_equal(r->req, 11);
+    assert_int_equal(r->seq, 2);
+    assert_int_equal(r->epoch, 0xabcdef);
+    assert_false(r->more);
+    assert_int_equal(r->n_kv, 2);
+    assert_true(s_has(r, "org/a/count", 1));
+    assert_true(s_has(r, "org/b/count", 3));
+    r = s_get(f, 1, "S2");
+    assert_int_equal(r->n_kv, 2);
+    assert_true(s_has(r, "act/x/count", 6));
+    assert_true(s_has(r, "org/b/count", 3));
+    r = s_get(f, 2, "S3");
+    assert_int_equal(r->n_kv, 3);
+    s_cfx_forget(f);
+
+    /* seq 3: org/a changes; S2 has no matching key and gets nothing */
+    m = s_totals(0, 11, u1, 1);
+    s_shard(f, 0, &m, T0 + 1);
+    assert_int_equal(f->n, 2);
+    r = s_get(f, 0, "S1");
+    assert_int_equal(r->type, AMITY_MSG_UPD);
+    assert_int_equal(r->seq, 3);
+    assert_int_equal(r->prev, 2);
+    assert_int_equal(r->epoch, 0xabcdef);
+    assert_int_equal(r->n_kv, 1);
+    assert_true(s_has(r, "org/a/count", 5));
+    r = s_get(f, 1, "S3");
+    assert_int_equal(r->prev, 2);
+    s_cfx_forget(f);
+
+    /* seq 4: S1 sees org/b only, S2 both, chained to what each got last */
+    m = s_totals(1, 21, u2, 2);
+    s_shard(f, 1, &m, T0 + 2);
+    assert_int_equal(f->n, 3);
+    r = s_get(f, 0, "S1");
+    assert_int_equal(r->seq, 4);
+    assert_int_equal(r->prev, 3);
+    assert_int_equal(r->n_kv, 1);
+    assert_true(s_has(r, "org/b/count", 8));
+    r = s_get(f, 1, "S2");
+    assert_int_equal(r->seq, 4);
+    assert_int_equal(r->prev, 2); /* its snapshot */
+    assert_int_equal(r->n_kv, 2);
+    assert_true(s_has(r, "act/x/count", 9));
+    assert_true(s_has(r, "org/b/count", 8));
+    r = s_get(f, 2, "S3");
+    assert_int_equal(r->prev, 3);
+    s_cfx_forget(f);
+
+    /* pong carries the last seq sent to each */
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_PING;
+    s_client(f, "S2", &m, T0 + 3);
+    r = s_get(f, 0, "S2");
+    assert_int_equal(r->type, AMITY_MSG_PONG);
+    assert_int_equal(r->seq, 4);
+    assert_int_equal(r->epoch, 0xabcdef);
+    s_cfx_forget(f);
+}
+
+static void
+test_notify_core_resubscribe_replaces(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_view_t org[] = { amity_view_str("org/") };
+    amity_view_t act[] = { amity_view_str("act/") };
+    amity_kv_t u[] = { s_kv("org/a/count", 5) };
+    const amity_msg_t *r;
+    amity_msg_t m;
+
+    s_cfx_live(f);
+    s_sub(f, "S1", 1, org, 1, T0);
+    s_sub(f, "S1", 2, act, 1, T0);
+    r = s_get(f, 1, "S1");
+    assert_int_equal(r->req, 2);
+    assert_int_equal(r->n_kv, 1);
+    assert_true(s_has(r, "act/x/count", 6));
+    s_cfx_forget(f);
+    m = s_totals(0, 11, u, 1);
+    s_shard(f, 0, &m, T0 + 1);
+    assert_int_equal(f->n, 0); /* S1 now follows act/ only */
+    assert_int_equal(notify_core_stats(f->core)->n_subscribers, 1);
+}
+
+static void
+test_notify_core_ping_unsub_expiry(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_view_t all[] = { amity_view_str("") };
+    const amity_msg_t *r;
+    amity_msg_t m;
+
+    s_cfx_live(f);
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_PING;
+    s_client(f, "X", &m, T0);
+    r = s_get(f, 0, "X");
+    assert_int_equal(r->type, AMITY_MSG_ERROR);
+    assert_int_equal(r->why.len, strlen("not subscribed"));
+    assert_memory_equal(r->why.ptr, "not subscribed", r->why.len);
+    s_cfx_forget(f);
+
+    s_sub(f, "A", 1, all, 1, T0);
+    s_sub(f, "B", 2, all, 1, T0);
+    s_cfx_forget(f);
+    /* A pings at T0 + 6000; B stays silent */
+    s_client(f, "A", &m, T0 + 6000);
+    s_cfx_forget(f);
+    assert_int_equal(notify_core_tick(f->core, T0 + 10000), 0);
+    s_pump(f);
+    assert_int_equal(notify_core_stats(f->core)->n_subscribers, 1);
+    assert_int_equal(notify_core_stats(f->core)->n_expired, 1);
+    s_client(f, "B", &m, T0 + 10001);
+    assert_int_equal(s_get(f, 0, "B")->type, AMITY_MSG_ERROR);
+    s_cfx_forget(f);
+
+    /* unsub forgets */
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_UNSUB;
+    s_client(f, "A", &m, T0 + 10002);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(notify_core_stats(f->core)->n_subscribers, 0);
+}
+
+static void
+test_notify_core_max_subscribers(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_view_t all[] = { amity_view_str("") };
+    const amity_msg_t *r;
+
+    s_cfx_live(f);
+    s_sub(f, "A", 1, all, 1, T0);
+    s_sub(f, "B", 2, all, 1, T0);
+    s_sub(f, "C", 3, all, 1, T0);
+    s_cfx_forget(f);
+    s_sub(f, "D", 4, all, 1, T0);
+    r = s_get(f, 0, "D");
+    assert_int_equal(r->type, AMITY_MSG_ERROR);
+    assert_int_equal(r->req, 4);
+    s_cfx_forget(f);
+    /* a known one may still resubscribe */
+    s_sub(f, "C", 5, all, 1, T0);
+    assert_int_equal(s_get(f, 0, "C")->type, AMITY_MSG_SNAP);
+    s_cfx_forget(f);
+}
+
+static void
+test_notify_core_query_sorted(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_kv_t u[] = { s_kv("org/c", 1), s_kv("org/", 2), s_kv("org/b/z", 3),
+                       s_kv("org/b", 4), s_kv("orz", 5) };
+    const amity_msg_t *r;
+    amity_msg_t m;
+
+    s_cfx_live(f);
+    m = s_totals(0, 11, u, 5);
+    s_shard(f, 0, &m, T0);
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_QUERY;
+    m.req = 77;
+    m.prefix = amity_view_str("org/");
+    s_client(f, "Q", &m, T0);
+    assert_int_equal(f->n, 1);
+    r = s_get(f, 0, "Q");
+    assert_int_equal(r->type, AMITY_MSG_SNAP);
+    assert_int_equal(r->req, 77);
+    assert_int_equal(r->seq, 3);
+    assert_false(r->more);
+    assert_int_equal(r->n_kv, 6);
+    {
+        const char *want[] = { "org/", "org/a/count", "org/b", "org/b/count", "org/b/z",
+                               "org/c" };
+        size_t i;
+
+        for (i = 0; i < 6; i++) {
+            assert_int_equal(r->kv[i].key.len, strlen(want[i]));
+            assert_memory_equal(r->kv[i].key.ptr, want[i], strlen(want[i]));
+        }
+    }
+    s_cfx_forget(f);
+
+    /* nothing under the prefix: one empty chunk */
+    m.prefix = amity_view_str("zzz");
+    s_client(f, "Q", &m, T0);
+    r = s_get(f, 0, "Q");
+    assert_int_equal(r->n_kv, 0);
+    assert_false(r->more);
+    s_cfx_forget(f);
+}
+
+static void
+test_notify_core_query_chunks(void **state)
+{
+    s_cfx_t *f = *state;
+    size_t n = NOTIFY_CHUNK_MAX + 5, i;
+    amity_kv_t *kv = calloc(n, sizeof(*kv));
+    char (*keys)[16] = calloc(n, sizeof(*keys));
+    const amity_msg_t *r;
+    amity_msg_t m;
+
+    assert_non_null(kv);
+    assert_non_null(keys);
+    assert_int_equal(notify_core_start(f->core, T0), 0);
+    s_pump(f);
+    for (i = 0; i < n; i++) {
+        (void)snprintf(keys[i], sizeof(keys[i]), "k%06zu", n - i);
+        kv[i] = s_kv(keys[i], (int64_t)i);
+    }
+    m = s_snap(0, f->req[0], 1, false, kv, n);
+    s_shard(f, 0, &m, T0);
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_QUERY;
+    m.prefix = amity_view_str("k");
+    s_client(f, "Q", &m, T0);
+    assert_int_equal(f->n, 2);
+    r = s_get(f, 0, "Q");
+    assert_true(r->more);
+    assert_int_equal(r->n_kv, NOTIFY_CHUNK_MAX);
+    assert_memory_equal(r->kv[0].key.ptr, "k000001", 7);
+    r = s_get(f, 1, "Q");
+    assert_false(r->more);
+    assert_int_equal(r->n_kv, 5);
+    assert_memory_equal(r->kv[4].key.ptr, "k010005", 7);
+    s_cfx_forget(f);
+    free(kv);
+    free(keys);
+}
+
+static void
+test_notify_core_bad_client_type(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_kv_t u[] = { s_kv("a", 1) };
+    amity_msg_t m = s_totals(0, 1, u, 1);
+    const amity_msg_t *r;
+
+    s_client(f, "Z", &m, T0);
+    r = s_get(f, 0, "Z");
+    assert_int_equal(r->type, AMITY_MSG_ERROR);
+    assert_int_equal(notify_core_stats(f->core)->n_bad_client, 1);
+    s_cfx_forget(f);
+}
+
+/* ---- pure helpers ------------------------------------------------------ */
+
+static void
+test_notify_prefix_match(void **state)
+{
+    amity_view_t p[] = { amity_view_str("ab"), amity_view_str("x") };
+    amity_view_t e[] = { amity_view_str("") };
+
+    (void)state;
+    assert_true(notify_prefix_match(p, 2, "abc", 3));
+    assert_true(notify_prefix_match(p, 2, "ab", 2));
+    assert_true(notify_prefix_match(p, 2, "x", 1));
+    assert_false(notify_prefix_match(p, 2, "a", 1));
+    assert_false(notify_prefix_match(p, 2, "ba", 2));
+    assert_false(notify_prefix_match(p, 0, "ab", 2));
+    assert_true(notify_prefix_match(e, 1, "", 0));
+    assert_true(notify_prefix_match(e, 1, "anything", 8));
+}
+
+static void
+test_notify_endpoint_offset(void **state)
+{
+    char ep[64];
+
+    (void)state;
+    assert_int_equal(notify_endpoint_offset("tcp://127.0.0.1:7710", 2, ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://127.0.0.1:7712");
+    assert_int_equal(notify_endpoint_offset("tcp://[::1]:7720", 3, ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://[::1]:7723");
+    assert_int_equal(notify_endpoint_offset("tcp://localhost:65532", 3, ep, sizeof(ep)), 0);
+    assert_string_equal(ep, "tcp://localhost:65535");
+    assert_int_equal(notify_endpoint_offset("tcp://localhost:65533", 3, ep, sizeof(ep)),
+                     AMITY_EINVAL);
+    assert_string_equal(ep, "");
+    assert_int_equal(notify_endpoint_offset("tcp://::1:7710", 2, ep, sizeof(ep)), AMITY_EINVAL);
+    assert_int_equal(notify_endpoint_offset("tcp://[::1]7710", 2, ep, sizeof(ep)), AMITY_EINVAL);
+    assert_int_equal(notify_endpoint_offset("tcp://host:", 2, ep, sizeof(ep)), AMITY_EINVAL);
+    assert_int_equal(notify_endpoint_offset("tcp://:7710", 2, ep, sizeof(ep)), AMITY_EINVAL);
+    assert_int_equal(notify_endpoint_offset("tcp://h:77a0", 2, ep, sizeof(ep)), AMITY_EINVAL);
+    assert_int_equal(notify_endpoint_offset("ipc:///tmp/x", 2, ep, sizeof(ep)), AMITY_EINVAL);
+    assert_int_equal(notify_endpoint_offset("tcp://127.0.0.1:7710", 2, ep, 10), AMITY_EINVAL);
+}
+
+static void
+test_notify_config_check(void **state)
+{
+    char *shards[] = { "tcp://127.0.0.1:7710", "tcp://127.0.0.1:7720" };
+    char *bad[] = { "tcp://127.0.0.1:7710", "tcp://127.0.0.1" };
+    notify_config_t cfg = { 0 };
+    char why[256];
+
+    (void)state;
+    cfg.bind = "tcp://127.0.0.1:7702";
+    cfg.shards.n = 2;
+    cfg.shards.items = shards;
+    cfg.max_subscribers = 10;
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), 0);
+    cfg.bind = "tcp://0.0.0.0:7702";
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), AMITY_EINVAL);
+    assert_non_null(strstr(why, "bind"));
+    cfg.bind = "tcp://127.0.0.1:7702";
+    cfg.shards.items = bad;
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), AMITY_EINVAL);
+    assert_non_null(strstr(why, "shards"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_notify_merge_start_requests_every_shard,
+                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_two_snapshots_sum, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_totals_update, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_gap_resyncs, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_backwards_resyncs, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_buffered_after_snapshot,
+                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_buffered_gap_resyncs, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_heartbeat_seq, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_resnapshot_zeroes_dropped_key,
+                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_silence_and_retry, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_snapshot_chunks_disagree,
+                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_buffer_overflow_rerequests,
+                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_seq_counts_batches, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_subscribers_filter_and_chain,
+                                        s_cfx_setup, s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_resubscribe_replaces, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_ping_unsub_expiry, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_max_subscribers, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_query_sorted, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_query_chunks, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_bad_client_type, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test(test_notify_prefix_match),
+        cmocka_unit_test(test_notify_endpoint_offset),
+        cmocka_unit_test(test_notify_config_check),
+    };
+
+    return cmocka_run_group_tests_name("svc_notify", tests, NULL, NULL);
+}
