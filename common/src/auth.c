@@ -220,7 +220,7 @@ static const amity_peer_t *
 s_find(const amity_auth_t *self, const char *public_txt)
 {
     amity_peer_t probe;
-    if (strlen(public_txt) != AMITY_KEY_TXT - 1) {
+    if (self->n_peers == 0 || strlen(public_txt) != AMITY_KEY_TXT - 1) {
         return NULL;
     }
     memcpy(probe.public_txt, public_txt, AMITY_KEY_TXT);

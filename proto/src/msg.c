@@ -299,7 +299,7 @@ s_item_keys_read(s_ctx_t *c, amity_rd_t *r, const char *array, size_t idx, amity
 static int
 s_items(s_ctx_t *c, amity_rd_t *r, const char *array, bool apply, amity_msg_t *m)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = s_container(c, r, s_top(array), AMITY_WIRE_ARRAY, AMITY_ITEMS_MAX, "items", &n);
     if (rc != 0) {
         return rc;
@@ -361,7 +361,7 @@ s_items(s_ctx_t *c, amity_rd_t *r, const char *array, bool apply, amity_msg_t *m
 static int
 s_verdict_items(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = s_container(c, r, s_top("items"), AMITY_WIRE_ARRAY, AMITY_ITEMS_MAX, "items", &n);
     if (rc != 0) {
         return rc;
@@ -377,7 +377,7 @@ s_verdict_items(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
         amity_verdict_t *v = &m->verdicts[i];
         amity_rd_t at[I_COUNT];
         bool seen[I_COUNT] = { false };
-        amity_view_t st;
+        amity_view_t st = { NULL, 0 };
         rc = s_item_keys_read(c, r, "items", i, at, seen);
         if (rc != 0) {
             return rc;
@@ -424,7 +424,7 @@ s_verdict_items(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
 static int
 s_kv(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = s_container(c, r, s_top("kv"), AMITY_WIRE_MAP, AMITY_KV_MAX, "entries", &n);
     if (rc != 0) {
         return rc;
@@ -481,7 +481,7 @@ s_kv(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
 static int
 s_prefixes(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
 {
-    uint64_t n;
+    uint64_t n = 0;
     int rc = s_container(c, r, s_top("prefixes"), AMITY_WIRE_ARRAY, AMITY_PREFIXES_MAX,
                          "prefixes", &n);
     if (rc != 0) {
@@ -594,7 +594,7 @@ s_decode(s_ctx_t *c, const uint8_t *buf, size_t len, amity_msg_t *m)
         }
     }
 
-    uint64_t v;
+    uint64_t v = 0;
     if (!(seen & B(K_V))) {
         return s_bad(c, s_top("v"), "missing");
     }
@@ -606,7 +606,7 @@ s_decode(s_ctx_t *c, const uint8_t *buf, size_t len, amity_msg_t *m)
         return s_bad(c, s_top("v"), "unsupported version %" PRIu64 " (this side speaks %d)", v,
                      AMITY_PROTO_VERSION);
     }
-    amity_view_t t;
+    amity_view_t t = { NULL, 0 };
     if (!(seen & B(K_T))) {
         return s_bad(c, s_top("t"), "missing");
     }

@@ -15,7 +15,9 @@ typedef enum {
 
 extern amity_log_level_t amity_log_threshold;
 
-/*  Sets the service name printed on every line (borrowed; keep it static). */
+/*  Sets the service name printed on every line (borrowed; keep it static)
+ *  and checks whether stderr is the journal (JOURNAL_STREAM names its
+ *  device:inode): then lines carry "<N>" priorities instead of a time. */
 void amity_log_init(const char *service);
 /*  Parses "error|warn|info|debug"; returns 0 or AMITY_EINVAL. */
 int amity_log_set_level(const char *name);
