@@ -49,7 +49,10 @@ s_error(const amity_store_t *self, int rc, const char *what)
     case MDB_NOTFOUND:
         return AMITY_ENOTFOUND;
     case MDB_MAP_FULL:
+        return AMITY_EFULL; /* amity_store_update grows the map */
     case MDB_TXN_FULL:
+        /* growing the map does not help: the batch is too big for one txn */
+        amity_log_error("store %s: %s: %s", self ? self->dir : "?", what, mdb_strerror(rc));
         return AMITY_EFULL;
     case ENOMEM:
         return AMITY_ENOMEM;

@@ -44,6 +44,20 @@ static const char *const s_keys[K_COUNT] = {
     "prev",  "more", "prefix", "prefixes", "recs",   "items", "kv",   "why",
 };
 
+/*  Index of the key k (n bytes) in names[0..count), or -1. */
+static int
+s_key_find(const char *const *names, int count, const uint8_t *k, uint64_t n)
+{
+    for (int j = 0; j < count; j++) {
+        /* compare the first byte before paying for strlen */
+        if (n > 0 && names[j][0] == (char)k[0] && n == strlen(names[j]) &&
+            memcmp(k, names[j], (size_t)n) == 0) {
+            return j;
+        }
+    }
+    return -1;
+}
+
 #define B(k) (1u << (k))
 
 /*  Per type: its name on the wire, and the keys it requires and allows. */
@@ -274,13 +288,7 @@ s_item_keys_read(s_ctx_t *c, amity_rd_t *r, const char *array, size_t idx, amity
             return s_bad(c, s_in(array, idx, NULL), "key is not a string (got %s)",
                          amity_wire_kind_name(k.kind));
         }
-        int found = -1;
-        for (int j = 0; j < I_COUNT; j++) {
-            if (k.n == strlen(s_item_keys[j]) && memcmp(k.ptr, s_item_keys[j], k.n) == 0) {
-                found = j;
-                break;
-            }
-        }
+        int found = s_key_find(s_item_keys, I_COUNT, k.ptr, k.n);
         if (found >= 0) {
             if (seen[found]) {
                 return s_bad(c, s_in(array, idx, s_item_keys[found]), "given twice");
@@ -579,15 +587,13 @@ s_decode(s_ctx_t *c, const uint8_t *buf, size_t len, amity_msg_t *m)
             return s_bad(c, s_top("message"), "key is not a string (got %s)",
                          amity_wire_kind_name(k.kind));
         }
-        for (int j = 0; j < K_COUNT; j++) {
-            if (k.n == strlen(s_keys[j]) && memcmp(k.ptr, s_keys[j], k.n) == 0) {
-                if (seen & B(j)) {
-                    return s_bad(c, s_top(s_keys[j]), "given twice");
-                }
-                seen |= B(j);
-                at[j] = r;
-                break;
+        int j = s_key_find(s_keys, K_COUNT, k.ptr, k.n);
+        if (j >= 0) {
+            if (seen & B(j)) {
+                return s_bad(c, s_top(s_keys[j]), "given twice");
             }
+            seen |= B(j);
+            at[j] = r;
         }
         if (amity_rd_skip(&r) != 0) {
             return s_bad(c, s_top("message"), "truncated");

@@ -51,7 +51,7 @@ amity_scan(const uint8_t *buf, size_t len, int max_depth, char *why, size_t why_
             goto out;
         }
         amity_wire_head_t h;
-        int hrc = amity_wire_head(buf + pos, len - pos, &h);
+        int hrc = amity_wire_head_fast(buf + pos, len - pos, &h);
         if (hrc == AMITY_WIRE_NEVER) {
             amity_wire_why(why, why_len, "byte 0xc1 (never used) at offset %zu", pos);
             goto out;

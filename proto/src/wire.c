@@ -226,7 +226,7 @@ amity_rd_head(amity_rd_t *r, amity_wire_head_t *h)
         return AMITY_EPROTO;
     }
     size_t left = (size_t)(r->end - r->p);
-    if (amity_wire_head(r->p, left, h) != 0) {
+    if (amity_wire_head_fast(r->p, left, h) != 0) {
         return AMITY_EPROTO;
     }
     r->p += h->head_len;

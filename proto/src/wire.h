@@ -57,6 +57,38 @@ typedef struct {
  *  here (h->n is the claim). */
 int amity_wire_head(const uint8_t *p, size_t left, amity_wire_head_t *h);
 
+/*  amity_wire_head with the one-byte formats (fixint, fixstr, fixarray,
+ *  fixmap) decided inline: they are most of every message, and this is
+ *  the innermost loop of both the scan and the reader. */
+static inline int
+amity_wire_head_fast(const uint8_t *p, size_t left, amity_wire_head_t *h)
+{
+    uint8_t b = p[0];
+    if (b <= 0x7f) {
+        h->kind = AMITY_WIRE_UINT;
+        h->name = "positive fixint";
+        h->head_len = 1;
+        h->n = 0;
+        h->u = b;
+        return 0;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        h->kind = AMITY_WIRE_STR;
+        h->name = "fixstr";
+        h->head_len = 1;
+        h->n = b & 0x1fu;
+        return 0;
+    }
+    if (b >= 0x80 && b <= 0x9f) {
+        h->kind = b <= 0x8f ? AMITY_WIRE_MAP : AMITY_WIRE_ARRAY;
+        h->name = b <= 0x8f ? "fixmap" : "fixarray";
+        h->head_len = 1;
+        h->n = b & 0x0fu;
+        return 0;
+    }
+    return amity_wire_head(p, left, h);
+}
+
 /*  Short family name for messages: "nil", "bool", "uint", "int", "float",
  *  "str", "bin", "array", "map", "ext". */
 const char *amity_wire_kind_name(amity_wire_kind_t k);

@@ -20,17 +20,17 @@ typedef struct {
 } s_entry_t;
 
 struct notify_core {
-    notify_merge_t *merge;   /**< shard partials and sums */
-    notify_subs_t *subs;     /**< subscribers */
-    notify_outbox_t out;     /**< what to send */
-    uint64_t epoch;          /**< instance id, in every snap/upd/pong */
-    uint64_t seq;            /**< batches of changed sums so far */
-    int64_t next_expire_ms;  /**< next subscriber expiry sweep */
-    s_entry_t *entries;      /**< snapshot scratch */
-    size_t cap_entries;      /**< entries allocated */
-    amity_kv_t *kv;          /**< snapshot chunk scratch */
-    size_t cap_kv;           /**< entries allocated */
-    notify_stats_t stats;    /**< counters */
+    notify_merge_t *merge;  /**< shard partials and sums */
+    notify_subs_t *subs;    /**< subscribers */
+    notify_outbox_t out;    /**< what to send */
+    uint64_t epoch;         /**< instance id, in every snap/upd/pong */
+    uint64_t seq;           /**< batches of changed sums so far */
+    int64_t next_expire_ms; /**< next subscriber expiry sweep */
+    s_entry_t *entries;     /**< snapshot scratch */
+    size_t cap_entries;     /**< entries allocated */
+    amity_kv_t *kv;         /**< snapshot chunk scratch */
+    size_t cap_kv;          /**< entries allocated */
+    notify_stats_t stats;   /**< counters */
 };
 
 static int
@@ -254,8 +254,7 @@ s_on_sub(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_ms
         return s_reply_error(self, rid, rid_len, m->req,
                              "prefixes: empty (subscribe to \"\" for every key)");
     }
-    rc = notify_subs_put(self->subs, rid, rid_len, m->prefixes, m->n_prefixes, self->seq,
-                         now_ms);
+    rc = notify_subs_put(self->subs, rid, rid_len, m->prefixes, m->n_prefixes, self->seq, now_ms);
     if (rc == AMITY_EFULL) {
         amity_log_warn_rl(10, "subscription refused: max-subscribers (%zu) reached",
                           notify_subs_count(self->subs));
@@ -273,8 +272,8 @@ s_on_sub(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_ms
 }
 
 int
-notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len,
-                      const amity_msg_t *m, int64_t now_ms)
+notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_msg_t *m,
+                      int64_t now_ms)
 {
     amity_msg_t r;
     uint64_t last_sent;
@@ -305,8 +304,10 @@ notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len,
         (void)notify_subs_remove(self->subs, rid, rid_len);
         return 0;
     default:
-        (void)snprintf(why, sizeof(why), "unexpected message type '%s' (notify takes query, "
-                       "sub, ping, unsub)", amity_msg_type_name(m->type));
+        (void)snprintf(why, sizeof(why),
+                       "unexpected message type '%s' (notify takes query, "
+                       "sub, ping, unsub)",
+                       amity_msg_type_name(m->type));
         amity_log_warn_rl(10, "client: %s", why);
         return notify_core_client_error(self, rid, rid_len, m->req, why);
     }

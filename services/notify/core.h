@@ -21,26 +21,25 @@ typedef struct notify_core notify_core_t;
 
 /*  Counters (n_subscribers and n_keys are gauges). */
 typedef struct {
-    uint64_t n_batches;      /**< batches of changed sums (= seq) */
-    uint64_t n_changes;      /**< changed keys over all batches */
-    uint64_t n_upd_out;      /**< upd messages queued */
-    uint64_t n_snap_out;     /**< snap chunks queued to clients */
-    uint64_t n_queries;      /**< query requests */
-    uint64_t n_subs;         /**< sub requests */
-    uint64_t n_pings;        /**< pings */
-    uint64_t n_unsubs;       /**< unsubs */
-    uint64_t n_expired;      /**< subscribers forgotten after silence */
-    uint64_t n_refused;      /**< requests answered with error */
-    uint64_t n_bad_client;   /**< malformed client messages */
-    uint64_t n_bad_shard;    /**< malformed or unexpected shard messages */
-    uint64_t n_drops;        /**< messages that could not be sent */
-    size_t n_subscribers;    /**< live subscribers */
-    size_t n_keys;           /**< keys known */
+    uint64_t n_batches;    /**< batches of changed sums (= seq) */
+    uint64_t n_changes;    /**< changed keys over all batches */
+    uint64_t n_upd_out;    /**< upd messages queued */
+    uint64_t n_snap_out;   /**< snap chunks queued to clients */
+    uint64_t n_queries;    /**< query requests */
+    uint64_t n_subs;       /**< sub requests */
+    uint64_t n_pings;      /**< pings */
+    uint64_t n_unsubs;     /**< unsubs */
+    uint64_t n_expired;    /**< subscribers forgotten after silence */
+    uint64_t n_refused;    /**< requests answered with error */
+    uint64_t n_bad_client; /**< malformed client messages */
+    uint64_t n_bad_shard;  /**< malformed or unexpected shard messages */
+    uint64_t n_drops;      /**< messages that could not be sent */
+    size_t n_subscribers;  /**< live subscribers */
+    size_t n_keys;         /**< keys known */
 } notify_stats_t;
 
 /*  epoch: this instance's id (random, nonzero). Returns 0 or AMITY_ENOMEM. */
-int notify_core_new(notify_core_t **out, size_t n_shards, size_t max_subscribers,
-                    uint64_t epoch);
+int notify_core_new(notify_core_t **out, size_t n_shards, size_t max_subscribers, uint64_t epoch);
 void notify_core_destroy(notify_core_t **self_p);
 
 /*  Queues a snapreq to every shard. */
@@ -48,8 +47,7 @@ int notify_core_start(notify_core_t *self, int64_t now_ms);
 
 /*  A message from shard's SUB (totals) or DEALER (snap). Other types are
  *  counted as bad. Returns 0 or AMITY_ENOMEM (fatal). */
-int notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m,
-                         int64_t now_ms);
+int notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms);
 
 /*  A decoded message from client rid: query, sub, ping or unsub; anything
  *  else is refused with `error`. Returns 0 or AMITY_ENOMEM (fatal). */
@@ -58,8 +56,8 @@ int notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_le
 
 /*  Replies `error` {req (when nonzero), why} to rid and counts a bad client
  *  message (the daemon calls it for undecodable input). */
-int notify_core_client_error(notify_core_t *self, const uint8_t *rid, size_t rid_len,
-                             uint64_t req, const char *why);
+int notify_core_client_error(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_t req,
+                             const char *why);
 
 /*  Timers: shard silence and snapreq retries, subscriber expiry. */
 int notify_core_tick(notify_core_t *self, int64_t now_ms);

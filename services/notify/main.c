@@ -54,13 +54,13 @@ main(int argc, char **argv)
         return AMITY_EXIT_CONFIG;
     }
     if (amity_log_set_level(cfg.log_level) != 0) {
-        fprintf(stderr, "amity-notify: log-level: '%s' is not error, warn, info or debug\n",
-                cfg.log_level);
+        (void)fprintf(stderr, "amity-notify: log-level: '%s' is not error, warn, info or debug\n",
+                      cfg.log_level);
         code = AMITY_EXIT_CONFIG;
         goto out;
     }
     if (notify_config_check(&cfg, why, sizeof(why)) != 0) {
-        fprintf(stderr, "amity-notify: %s\n", why);
+        (void)fprintf(stderr, "amity-notify: %s\n", why);
         code = AMITY_EXIT_CONFIG;
         goto out;
     }

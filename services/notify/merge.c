@@ -19,24 +19,24 @@ typedef enum { S_SYNCING = 0, S_LIVE } s_state_t;
 /*  A totals message buffered while its shard is syncing; its kv pairs are
  *  packed in the shard's arena as [u32 key_len][key][i64 val]. */
 typedef struct {
-    uint64_t seq;  /**< the message's seq */
-    size_t off;    /**< first byte in the arena */
-    size_t n_kv;   /**< pairs packed */
+    uint64_t seq; /**< the message's seq */
+    size_t off;   /**< first byte in the arena */
+    size_t n_kv;  /**< pairs packed */
 } s_pending_t;
 
 typedef struct {
-    s_state_t state;       /**< SYNCING or LIVE */
-    uint64_t req;          /**< id of the outstanding snapreq (SYNCING) */
-    int64_t req_ms;        /**< when it was sent, or when its last chunk came */
-    bool snap_open;        /**< a chunk of req came: snap_seq is valid */
-    uint64_t snap_seq;     /**< seq of the snapshot being received */
-    amity_map_t *snap;     /**< key -> i64: chunks so far (NULL until the first) */
-    s_pending_t *pend;     /**< buffered totals, in arrival order */
-    size_t n_pend;         /**< entries used */
-    size_t cap_pend;       /**< entries allocated */
-    amity_buf_t arena;     /**< their kv pairs */
-    uint64_t last_seq;     /**< LIVE: seq of the last totals applied */
-    int64_t last_ms;       /**< LIVE: when the shard's SUB last spoke */
+    s_state_t state;            /**< SYNCING or LIVE */
+    uint64_t req;               /**< id of the outstanding snapreq (SYNCING) */
+    int64_t req_ms;             /**< when it was sent, or when its last chunk came */
+    bool snap_open;             /**< a chunk of req came: snap_seq is valid */
+    uint64_t snap_seq;          /**< seq of the snapshot being received */
+    amity_map_t *snap;          /**< key -> i64: chunks so far (NULL until the first) */
+    s_pending_t *pend;          /**< buffered totals, in arrival order */
+    size_t n_pend;              /**< entries used */
+    size_t cap_pend;            /**< entries allocated */
+    amity_buf_t arena;          /**< their kv pairs */
+    uint64_t last_seq;          /**< LIVE: seq of the last totals applied */
+    int64_t last_ms;            /**< LIVE: when the shard's SUB last spoke */
     notify_shard_stats_t stats; /**< counters */
 } s_shard_t;
 
@@ -97,8 +97,8 @@ notify_merge_new(notify_merge_t **out, size_t n_shards, const notify_merge_sink_
     self->value_size = (1 + n_shards) * sizeof(int64_t);
     self->sink = *sink;
     self->shards = calloc(n_shards, sizeof(*self->shards));
-    if (!self->shards || amity_map_new(&self->totals, self->value_size) != 0
-        || amity_map_new(&self->changed, sizeof(int64_t)) != 0) {
+    if (!self->shards || amity_map_new(&self->totals, self->value_size) != 0 ||
+        amity_map_new(&self->changed, sizeof(int64_t)) != 0) {
         notify_merge_destroy(&self);
         return AMITY_ENOMEM;
     }
@@ -270,8 +270,10 @@ s_buffer(notify_merge_t *self, size_t shard, const amity_msg_t *m, int64_t now_m
     }
     if (sh->n_pend >= NOTIFY_PENDING_MAX || sh->arena.len + need > NOTIFY_PENDING_BYTES) {
         sh->stats.n_overflows++;
-        amity_log_warn_rl(10, "shard=%zu: too many totals buffered while syncing "
-                          "(%zu messages); asking for a new snapshot", shard, sh->n_pend);
+        amity_log_warn_rl(10,
+                          "shard=%zu: too many totals buffered while syncing "
+                          "(%zu messages); asking for a new snapshot",
+                          shard, sh->n_pend);
         return s_resync(self, shard, now_ms);
     }
     if (sh->n_pend == sh->cap_pend) {
@@ -331,8 +333,7 @@ s_apply_pending(notify_merge_t *self, size_t shard, const s_pending_t *p)
 }
 
 int
-notify_merge_on_totals(notify_merge_t *self, size_t shard, const amity_msg_t *m,
-                       int64_t now_ms)
+notify_merge_on_totals(notify_merge_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms)
 {
     s_shard_t *sh;
     int rc;
@@ -341,9 +342,10 @@ notify_merge_on_totals(notify_merge_t *self, size_t shard, const amity_msg_t *m,
     sh = &self->shards[shard];
     sh->stats.n_totals++;
     if (m->shard != shard) {
-        amity_log_warn_rl(60, "shard=%zu: totals say shard %llu: is the shards list in the "
-                          "order of the aggregates' --index?", shard,
-                          (unsigned long long)m->shard);
+        amity_log_warn_rl(60,
+                          "shard=%zu: totals say shard %llu: is the shards list in the "
+                          "order of the aggregates' --index?",
+                          shard, (unsigned long long)m->shard);
     }
     if (sh->state == S_SYNCING) {
         /* a heartbeat carries nothing to replay */
@@ -429,9 +431,10 @@ s_install(notify_merge_t *self, size_t shard, int64_t now_ms)
             continue;
         }
         if (p->seq != cur + 1) {
-            amity_log_warn_rl(5, "shard=%zu: buffered totals jump from seq %llu to %llu "
-                              "after the snapshot; resyncing", shard,
-                              (unsigned long long)cur, (unsigned long long)p->seq);
+            amity_log_warn_rl(5,
+                              "shard=%zu: buffered totals jump from seq %llu to %llu "
+                              "after the snapshot; resyncing",
+                              shard, (unsigned long long)cur, (unsigned long long)p->seq);
             return s_resync(self, shard, now_ms);
         }
         cur = p->seq;
@@ -459,17 +462,19 @@ notify_merge_on_snap(notify_merge_t *self, size_t shard, const amity_msg_t *m, i
         return 0;
     }
     if (m->shard != shard) {
-        amity_log_warn_rl(60, "shard=%zu: snap says shard %llu: is the shards list in the "
-                          "order of the aggregates' --index?", shard,
-                          (unsigned long long)m->shard);
+        amity_log_warn_rl(60,
+                          "shard=%zu: snap says shard %llu: is the shards list in the "
+                          "order of the aggregates' --index?",
+                          shard, (unsigned long long)m->shard);
     }
     if (!sh->snap_open) {
         sh->snap_open = true;
         sh->snap_seq = m->seq;
     } else if (m->seq != sh->snap_seq) {
-        amity_log_warn_rl(5, "shard=%zu: snapshot chunks disagree on seq (%llu, then %llu); "
-                          "asking again", shard, (unsigned long long)sh->snap_seq,
-                          (unsigned long long)m->seq);
+        amity_log_warn_rl(5,
+                          "shard=%zu: snapshot chunks disagree on seq (%llu, then %llu); "
+                          "asking again",
+                          shard, (unsigned long long)sh->snap_seq, (unsigned long long)m->seq);
         return s_resync(self, shard, now_ms);
     }
     sh->req_ms = now_ms;
@@ -501,12 +506,13 @@ notify_merge_tick(notify_merge_t *self, int64_t now_ms)
         s_shard_t *sh = &self->shards[i];
 
         if (sh->state == S_SYNCING && now_ms - sh->req_ms >= NOTIFY_SNAP_RETRY_MS) {
-            amity_log_warn_rl(30, "shard=%zu: no snapshot reply for %d ms (is the aggregate "
-                              "running?); asking again", i, NOTIFY_SNAP_RETRY_MS);
+            amity_log_warn_rl(30,
+                              "shard=%zu: no snapshot reply for %d ms (is the aggregate "
+                              "running?); asking again",
+                              i, NOTIFY_SNAP_RETRY_MS);
             rc = s_request(self, i, now_ms);
         } else if (sh->state == S_LIVE && now_ms - sh->last_ms >= NOTIFY_SILENCE_MS) {
-            amity_log_warn_rl(30, "shard=%zu: silent for %d ms; resyncing", i,
-                              NOTIFY_SILENCE_MS);
+            amity_log_warn_rl(30, "shard=%zu: silent for %d ms; resyncing", i, NOTIFY_SILENCE_MS);
             rc = s_resync(self, i, now_ms);
         }
     }

@@ -17,10 +17,10 @@
 #include "amity/map.h"
 #include "amity/proto.h"
 
-#define NOTIFY_SILENCE_MS    3000    /**< a shard silent this long is resynced */
-#define NOTIFY_SNAP_RETRY_MS 3000    /**< a snapreq unanswered this long is sent again */
-#define NOTIFY_PENDING_MAX   4096    /**< totals buffered per shard while syncing */
-#define NOTIFY_PENDING_BYTES (64u * 1024u * 1024u) /**< ... and their bytes */
+#define NOTIFY_SILENCE_MS    3000 /**< a shard silent this long is resynced */
+#define NOTIFY_SNAP_RETRY_MS 3000 /**< a snapreq unanswered this long is sent again */
+#define NOTIFY_PENDING_MAX   4096 /**< totals buffered per shard while syncing */
+#define NOTIFY_PENDING_BYTES ((size_t)64 * 1024 * 1024) /**< ... and their bytes */
 
 typedef struct notify_merge notify_merge_t;
 
@@ -63,8 +63,7 @@ int notify_merge_on_totals(notify_merge_t *self, size_t shard, const amity_msg_t
 /*  A `snap` chunk from shard's DEALER. Chunks of the outstanding request
  *  are accumulated; the last one (more = false) installs the snapshot,
  *  then the buffered totals. Others are counted as stale and ignored. */
-int notify_merge_on_snap(notify_merge_t *self, size_t shard, const amity_msg_t *m,
-                         int64_t now_ms);
+int notify_merge_on_snap(notify_merge_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms);
 
 /*  Timers: resyncs silent shards and re-sends unanswered snapreqs. */
 int notify_merge_tick(notify_merge_t *self, int64_t now_ms);

@@ -29,33 +29,34 @@
 #include "amity/sock.h"
 #include "core.h"
 
-#define S_BATCH_MAX      256                  /**< messages drained per socket per wake */
-#define S_STATS_EVERY_MS 10000                /**< counters logged this often when changed */
-#define S_ENDPOINT_MAX   512                  /**< bytes of a derived endpoint */
-#define S_SHARD_MSG_MAX  (64 * 1024 * 1024)   /**< ZMQ_MAXMSGSIZE from shards (big totals) */
-#define S_ROUTER_HWM     10000                /**< per-subscriber queue before drops */
-#define S_FRAMES_MAX     3                    /**< receive one more than any valid message */
+#define S_BATCH_MAX      256                         /**< messages drained per socket per wake */
+#define S_STATS_EVERY_MS 10000                       /**< counters logged this often when changed */
+#define S_ENDPOINT_MAX   512                         /**< bytes of a derived endpoint */
+#define S_SHARD_MSG_MAX  ((int64_t)64 * 1024 * 1024) /**< ZMQ_MAXMSGSIZE from shards (big totals)  \
+                                                      */
+#define S_ROUTER_HWM 10000                           /**< per-subscriber queue before drops */
+#define S_FRAMES_MAX 3                               /**< receive one more than any valid message */
 
 enum { S_ITEM_SIGNAL = 0, S_ITEM_ROUTER, S_ITEM_SHARDS };
 
 struct notify {
-    void *ctx;                     /**< borrowed ZeroMQ context */
-    int sfd;                       /**< borrowed signal fd */
-    char *bind;                    /**< client endpoint */
-    size_t n_shards;               /**< S */
-    int64_t max_subscribers;       /**< for the ready line */
-    char **totals_ep;              /**< [S] shard B+2 */
-    char **snap_ep;                /**< [S] shard B+3 */
-    void *router;                  /**< clients */
-    void **subs;                   /**< [S] SUB to totals */
-    void **dealers;                /**< [S] DEALER to snapshots */
-    zmq_pollitem_t *items;         /**< signal, router, then sub/dealer per shard */
-    int n_items;                   /**< 2 + 2S */
-    notify_core_t *core;           /**< the logic */
-    bool stopping;                 /**< INT/TERM seen */
-    int64_t next_stats_ms;         /**< next counters line */
-    notify_stats_t logged;         /**< counters at the last line */
-    uint64_t logged_resyncs;       /**< shard resyncs at the last line */
+    void *ctx;               /**< borrowed ZeroMQ context */
+    int sfd;                 /**< borrowed signal fd */
+    char *bind;              /**< client endpoint */
+    size_t n_shards;         /**< S */
+    int64_t max_subscribers; /**< for the ready line */
+    char **totals_ep;        /**< [S] shard B+2 */
+    char **snap_ep;          /**< [S] shard B+3 */
+    void *router;            /**< clients */
+    void **subs;             /**< [S] SUB to totals */
+    void **dealers;          /**< [S] DEALER to snapshots */
+    zmq_pollitem_t *items;   /**< signal, router, then sub/dealer per shard */
+    int n_items;             /**< 2 + 2S */
+    notify_core_t *core;     /**< the logic */
+    bool stopping;           /**< INT/TERM seen */
+    int64_t next_stats_ms;   /**< next counters line */
+    notify_stats_t logged;   /**< counters at the last line */
+    uint64_t logged_resyncs; /**< shard resyncs at the last line */
 };
 
 int
@@ -114,7 +115,8 @@ notify_config_check(const notify_config_t *cfg, char *why, size_t why_len)
     AMITY_ASSERT(cfg && why && why_len > 0);
     why[0] = '\0';
     if (!cfg->bind || !amity_endpoint_is_loopback(cfg->bind)) {
-        (void)snprintf(why, why_len, "bind: '%s' is not a loopback endpoint; without keys "
+        (void)snprintf(why, why_len,
+                       "bind: '%s' is not a loopback endpoint; without keys "
                        "notify binds only 127.0.0.0/8, ::1, ipc:// or inproc://",
                        cfg->bind ? cfg->bind : "");
         return AMITY_EINVAL;
@@ -125,10 +127,12 @@ notify_config_check(const notify_config_t *cfg, char *why, size_t why_len)
         return AMITY_EINVAL;
     }
     for (i = 0; i < cfg->shards.n; i++) {
-        if (notify_endpoint_offset(cfg->shards.items[i], NOTIFY_SHARD_SNAPSHOT, ep,
-                                   sizeof(ep)) != 0) {
-            (void)snprintf(why, why_len, "shards: '%s' (item %zu) is not a base endpoint "
-                           "tcp://HOST:PORT with PORT+3 <= 65535", cfg->shards.items[i], i + 1);
+        if (notify_endpoint_offset(cfg->shards.items[i], NOTIFY_SHARD_SNAPSHOT, ep, sizeof(ep)) !=
+            0) {
+            (void)snprintf(why, why_len,
+                           "shards: '%s' (item %zu) is not a base endpoint "
+                           "tcp://HOST:PORT with PORT+3 <= 65535",
+                           cfg->shards.items[i], i + 1);
             return AMITY_EINVAL;
         }
     }
@@ -198,8 +202,8 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
     self->dealers = calloc(self->n_shards, sizeof(void *));
     self->n_items = (int)(S_ITEM_SHARDS + 2 * self->n_shards);
     self->items = calloc((size_t)self->n_items, sizeof(zmq_pollitem_t));
-    if (!self->bind || !self->totals_ep || !self->snap_ep || !self->subs || !self->dealers
-        || !self->items) {
+    if (!self->bind || !self->totals_ep || !self->snap_ep || !self->subs || !self->dealers ||
+        !self->items) {
         goto fail;
     }
     rc = notify_core_new(&self->core, self->n_shards, (size_t)cfg->max_subscribers,
@@ -251,8 +255,8 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
             amity_log_error("shards: ZMQ_SUBSCRIBE: %s", zmq_strerror(zmq_errno()));
             goto fail;
         }
-        if (amity_sock_connect(self->subs[i], self->totals_ep[i]) != 0
-            || amity_sock_connect(self->dealers[i], self->snap_ep[i]) != 0) {
+        if (amity_sock_connect(self->subs[i], self->totals_ep[i]) != 0 ||
+            amity_sock_connect(self->dealers[i], self->snap_ep[i]) != 0) {
             goto fail;
         }
     }
@@ -338,12 +342,13 @@ s_flush(notify_t *self)
         if (rc != 0) {
             stats->n_drops++;
             if (e->dest == NOTIFY_TO_SHARD) {
-                amity_log_warn_rl(30, "shard=%zu: cannot send snapreq to %s now (%s); will "
-                                  "retry", e->shard, self->snap_ep[e->shard],
-                                  amity_strerror(rc));
+                amity_log_warn_rl(30,
+                                  "shard=%zu: cannot send snapreq to %s now (%s); will "
+                                  "retry",
+                                  e->shard, self->snap_ep[e->shard], amity_strerror(rc));
             } else if (rc != AMITY_EAGAIN) {
-                amity_log_warn_rl(10, "client: send %s failed: %s",
-                                  amity_msg_type_name(e->type), amity_strerror(rc));
+                amity_log_warn_rl(10, "client: send %s failed: %s", amity_msg_type_name(e->type),
+                                  amity_strerror(rc));
             }
         }
     }
@@ -401,8 +406,7 @@ s_drain_clients(notify_t *self)
         }
         if (n < 0) {
             if (n != AMITY_ETERM) {
-                amity_log_error("client: receive on %s failed: %s", self->bind,
-                                amity_strerror(n));
+                amity_log_error("client: receive on %s failed: %s", self->bind, amity_strerror(n));
             }
             return n == AMITY_ETERM ? 0 : n;
         }
@@ -410,8 +414,8 @@ s_drain_clients(notify_t *self)
             (void)snprintf(why, sizeof(why), "expected 1 frame after the routing id, got %d",
                            n - 1);
             amity_log_warn_rl(10, "client: %s", why);
-            rc = s_check(self, notify_core_client_error(self->core, frames[0].data,
-                                                       frames[0].len, 0, why));
+            rc = s_check(
+                self, notify_core_client_error(self->core, frames[0].data, frames[0].len, 0, why));
             amity_frames_free(frames, n);
             continue;
         }
@@ -419,11 +423,11 @@ s_drain_clients(notify_t *self)
         if (amity_msg_decode(frames[1].data, frames[1].len, &m, dwhy, sizeof(dwhy)) != 0) {
             (void)snprintf(why, sizeof(why), "malformed message: %s", dwhy);
             amity_log_warn_rl(10, "client: %s", why);
-            rc = s_check(self, notify_core_client_error(self->core, frames[0].data,
-                                                       frames[0].len, 0, why));
+            rc = s_check(
+                self, notify_core_client_error(self->core, frames[0].data, frames[0].len, 0, why));
         } else {
-            rc = s_check(self, notify_core_on_client(self->core, frames[0].data, frames[0].len,
-                                                     &m, amity_clock_mono_ms()));
+            rc = s_check(self, notify_core_on_client(self->core, frames[0].data, frames[0].len, &m,
+                                                     amity_clock_mono_ms()));
         }
         amity_msg_clear(&m);
         amity_frames_free(frames, n);
@@ -454,8 +458,8 @@ s_drain_shard(notify_t *self, size_t shard, bool dealer)
         stats = notify_core_stats(self->core);
         if (n == AMITY_ETOOBIG) {
             stats->n_bad_shard++;
-            amity_log_warn_rl(10, "shard=%zu: message with too many frames on %s; dropped",
-                              shard, dealer ? self->snap_ep[shard] : self->totals_ep[shard]);
+            amity_log_warn_rl(10, "shard=%zu: message with too many frames on %s; dropped", shard,
+                              dealer ? self->snap_ep[shard] : self->totals_ep[shard]);
             continue;
         }
         if (n < 0) {
@@ -465,8 +469,8 @@ s_drain_shard(notify_t *self, size_t shard, bool dealer)
         amity_msg_init(&m);
         if (n != 1) {
             stats->n_bad_shard++;
-            amity_log_warn_rl(10, "shard=%zu: expected 1 frame, got %d, on %s; dropped", shard,
-                              n, dealer ? self->snap_ep[shard] : self->totals_ep[shard]);
+            amity_log_warn_rl(10, "shard=%zu: expected 1 frame, got %d, on %s; dropped", shard, n,
+                              dealer ? self->snap_ep[shard] : self->totals_ep[shard]);
         } else if (amity_msg_decode(frames[0].data, frames[0].len, &m, why, sizeof(why)) != 0) {
             stats->n_bad_shard++;
             amity_log_warn_rl(10, "shard=%zu: malformed message on %s: %s; dropped", shard,
@@ -480,8 +484,7 @@ s_drain_shard(notify_t *self, size_t shard, bool dealer)
                               amity_msg_type_name(m.type),
                               dealer ? self->snap_ep[shard] : self->totals_ep[shard]);
         } else {
-            rc = s_check(self, notify_core_on_shard(self->core, shard, &m,
-                                                    amity_clock_mono_ms()));
+            rc = s_check(self, notify_core_on_shard(self->core, shard, &m, amity_clock_mono_ms()));
         }
         amity_msg_clear(&m);
         amity_frames_free(frames, n);
@@ -522,15 +525,15 @@ s_log_stats(notify_t *self, bool force)
                    "changes=%llu upd_out=%llu snap_out=%llu queries=%llu subs=%llu pings=%llu "
                    "unsubs=%llu expired=%llu refused=%llu bad_client=%llu bad_shard=%llu "
                    "drops=%llu resyncs=%llu shards=[%s]",
-                   (unsigned long long)notify_core_seq(self->core), st->n_keys,
-                   st->n_subscribers, (unsigned long long)totals,
-                   (unsigned long long)st->n_batches, (unsigned long long)st->n_changes,
-                   (unsigned long long)st->n_upd_out, (unsigned long long)st->n_snap_out,
-                   (unsigned long long)st->n_queries, (unsigned long long)st->n_subs,
-                   (unsigned long long)st->n_pings, (unsigned long long)st->n_unsubs,
-                   (unsigned long long)st->n_expired, (unsigned long long)st->n_refused,
-                   (unsigned long long)st->n_bad_client, (unsigned long long)st->n_bad_shard,
-                   (unsigned long long)st->n_drops, (unsigned long long)resyncs, per);
+                   (unsigned long long)notify_core_seq(self->core), st->n_keys, st->n_subscribers,
+                   (unsigned long long)totals, (unsigned long long)st->n_batches,
+                   (unsigned long long)st->n_changes, (unsigned long long)st->n_upd_out,
+                   (unsigned long long)st->n_snap_out, (unsigned long long)st->n_queries,
+                   (unsigned long long)st->n_subs, (unsigned long long)st->n_pings,
+                   (unsigned long long)st->n_unsubs, (unsigned long long)st->n_expired,
+                   (unsigned long long)st->n_refused, (unsigned long long)st->n_bad_client,
+                   (unsigned long long)st->n_bad_shard, (unsigned long long)st->n_drops,
+                   (unsigned long long)resyncs, per);
     self->logged = *st;
     self->logged_resyncs = resyncs;
 }

@@ -18,10 +18,10 @@
 
 /*  Options (section [notify]). */
 typedef struct {
-    char *bind;               /**< ROUTER endpoint for clients */
-    amity_strlist_t shards;   /**< shard base endpoints, in index order */
-    int64_t max_subscribers;  /**< subscribers at once */
-    char *log_level;          /**< error|warn|info|debug */
+    char *bind;              /**< ROUTER endpoint for clients */
+    amity_strlist_t shards;  /**< shard base endpoints, in index order */
+    int64_t max_subscribers; /**< subscribers at once */
+    char *log_level;         /**< error|warn|info|debug */
 } notify_config_t;
 
 typedef struct notify notify_t;

@@ -8,7 +8,7 @@
 
 /*  Bodies bigger than this are freed on reset rather than kept: one large
  *  snapshot burst must not pin its memory forever. */
-#define S_KEEP_BODY_MAX (256u * 1024u)
+#define S_KEEP_BODY_MAX ((size_t)256 * 1024)
 
 void
 notify_outbox_init(notify_outbox_t *o)

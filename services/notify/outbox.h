@@ -20,12 +20,12 @@ typedef enum {
 } notify_dest_t;
 
 typedef struct {
-    notify_dest_t dest;           /**< which socket */
-    size_t shard;                 /**< NOTIFY_TO_SHARD: shard index */
-    uint8_t rid[NOTIFY_RID_MAX];  /**< NOTIFY_TO_CLIENT: routing id */
-    size_t rid_len;               /**< bytes of rid used */
-    amity_msg_type_t type;        /**< what body holds (for counting) */
-    amity_buf_t body;             /**< the encoded message */
+    notify_dest_t dest;          /**< which socket */
+    size_t shard;                /**< NOTIFY_TO_SHARD: shard index */
+    uint8_t rid[NOTIFY_RID_MAX]; /**< NOTIFY_TO_CLIENT: routing id */
+    size_t rid_len;              /**< bytes of rid used */
+    amity_msg_type_t type;       /**< what body holds (for counting) */
+    amity_buf_t body;            /**< the encoded message */
 } notify_out_msg_t;
 
 typedef struct {

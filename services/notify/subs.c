@@ -343,8 +343,8 @@ notify_prefix_match(const amity_view_t *prefixes, size_t n_prefixes, const void 
     size_t i;
 
     for (i = 0; i < n_prefixes; i++) {
-        if (prefixes[i].len <= key_len
-            && (prefixes[i].len == 0 || memcmp(prefixes[i].ptr, key, prefixes[i].len) == 0)) {
+        if (prefixes[i].len <= key_len &&
+            (prefixes[i].len == 0 || memcmp(prefixes[i].ptr, key, prefixes[i].len) == 0)) {
             return true;
         }
     }

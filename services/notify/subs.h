@@ -26,8 +26,7 @@ void notify_subs_destroy(notify_subs_t **self_p);
  *  AMITY_EFULL (max reached, rid unknown), AMITY_EINVAL (rid empty or
  *  longer than NOTIFY_RID_MAX), AMITY_ENOMEM. */
 int notify_subs_put(notify_subs_t *self, const uint8_t *rid, size_t rid_len,
-                    const amity_view_t *prefixes, size_t n_prefixes, uint64_t seq,
-                    int64_t now_ms);
+                    const amity_view_t *prefixes, size_t n_prefixes, uint64_t seq, int64_t now_ms);
 
 /*  A ping: refreshes rid's last heard time and gives its last_sent.
  *  Returns 0 or AMITY_ENOTFOUND. */
@@ -51,7 +50,7 @@ bool notify_prefix_match(const amity_view_t *prefixes, size_t n_prefixes, const 
  *  its keys among the n changes} when that is non-empty, then sets its
  *  last_sent = seq. *n_sent (may be NULL) gets the number queued. Returns 0
  *  or AMITY_ENOMEM. */
-int notify_subs_fanout(notify_subs_t *self, const amity_kv_t *changes, size_t n,
-                       uint64_t epoch, uint64_t seq, notify_outbox_t *out, size_t *n_sent);
+int notify_subs_fanout(notify_subs_t *self, const amity_kv_t *changes, size_t n, uint64_t epoch,
+                       uint64_t seq, notify_outbox_t *out, size_t *n_sent);
 
 #endif

@@ -16,7 +16,7 @@ BASE_PORT = 17800
 OFFICES = ["lhhn-khanh-hoa", "hoi-viet-phap"]
 N_PER_OFFICE = 8500   # plus corrections, retractions and resends: ~10k lines each
 N_CHUNKS = 12         # files per office, submitted one after the other
-PACE_S = 1.2          # a file starts no earlier than i * PACE_S after the first
+PACE_S = 1.4          # a file starts no earlier than i * PACE_S after the first
 
 
 def main():

@@ -150,7 +150,10 @@ class OfficeScript:
         self.add(2, h.random_record(rng, "tomb-2", "delegation_out", rev=3))  # resurrect
         self.add(2, h.random_record(rng, "tomb-1", "relief", rev=1))          # stale (conflict w/ nothing)
         rid = ids[30]
-        self.add(2, {"id": rid, "rev": 1, "retract": True}, valid=True, why="conflict")
+        # a retraction at the stored rev: a conflict, or refused outright since a
+        # retraction needs a higher rev (DOMAIN.md) -- rejected either way
+        self.add(2, {"id": rid, "rev": 1, "retract": True}, valid=False,
+                 why=("retract", "conflict"))
 
     def files(self):
         paths = []

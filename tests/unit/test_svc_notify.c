@@ -69,7 +69,7 @@ typedef struct {
 
 typedef struct {
     notify_merge_t *merge;
-    size_t n_reqs;              /* snapreqs issued */
+    size_t n_reqs; /* snapreqs issued */
     size_t req_shard[S_MAX_REC];
     uint64_t req_id[S_MAX_REC];
     size_t n_batches;           /* batches seen */
@@ -503,11 +503,11 @@ test_notify_merge_buffer_overflow_rerequests(void **state)
 
 typedef struct {
     notify_core_t *core;
-    uint64_t req[2];               /* last snapreq per shard */
-    size_t n;                      /* client messages captured */
-    char rid[S_MAX_OUT][16];       /* their routing ids */
-    amity_buf_t body[S_MAX_OUT];   /* their bodies */
-    amity_msg_t m;                 /* last decoded */
+    uint64_t req[2];             /* last snapreq per shard */
+    size_t n;                    /* client messages captured */
+    char rid[S_MAX_OUT][16];     /* their routing ids */
+    amity_buf_t body[S_MAX_OUT]; /* their bodies */
+    amity_msg_t m;               /* last decoded */
 } s_cfx_t;
 
 static int
@@ -561,8 +561,7 @@ s_pump(s_cfx_t *f)
             amity_msg_t m;
 
             amity_msg_init(&m);
-            assert_int_equal(amity_msg_decode(e->body.data, e->body.len, &m, why, sizeof(why)),
-                             0);
+            assert_int_equal(amity_msg_decode(e->body.data, e->body.len, &m, why, sizeof(why)), 0);
             assert_int_equal(m.type, AMITY_MSG_SNAPREQ);
             assert_int_equal(m.prefix.len, 0);
             assert_true(e->shard < 2);
@@ -591,8 +590,7 @@ s_get(s_cfx_t *f, size_t i, const char *rid)
     assert_string_equal(f->rid[i], rid);
     amity_msg_clear(&f->m);
     amity_msg_init(&f->m);
-    assert_int_equal(amity_msg_decode(f->body[i].data, f->body[i].len, &f->m, why, sizeof(why)),
-                     0);
+    assert_int_equal(amity_msg_decode(f->body[i].data, f->body[i].len, &f->m, why, sizeof(why)), 0);
     return &f->m;
 }
 
@@ -612,8 +610,7 @@ s_has(const amity_msg_t *m, const char *key, int64_t val)
 static void
 s_client(s_cfx_t *f, const char *rid, const amity_msg_t *m, int64_t now)
 {
-    assert_int_equal(notify_core_on_client(f->core, (const uint8_t *)rid, strlen(rid), m, now),
-                     0);
+    assert_int_equal(notify_core_on_client(f->core, (const uint8_t *)rid, strlen(rid), m, now), 0);
     s_pump(f);
 }
 
@@ -848,8 +845,8 @@ static void
 test_notify_core_query_sorted(void **state)
 {
     s_cfx_t *f = *state;
-    amity_kv_t u[] = { s_kv("org/c", 1), s_kv("org/", 2), s_kv("org/b/z", 3),
-                       s_kv("org/b", 4), s_kv("orz", 5) };
+    amity_kv_t u[] = { s_kv("org/c", 1), s_kv("org/", 2), s_kv("org/b/z", 3), s_kv("org/b", 4),
+                       s_kv("orz", 5) };
     const amity_msg_t *r;
     amity_msg_t m;
 
@@ -869,8 +866,7 @@ test_notify_core_query_sorted(void **state)
     assert_false(r->more);
     assert_int_equal(r->n_kv, 6);
     {
-        const char *want[] = { "org/", "org/a/count", "org/b", "org/b/count", "org/b/z",
-                               "org/c" };
+        const char *want[] = { "org/", "org/a/count", "org/b", "org/b/count", "org/b/z", "org/c" };
         size_t i;
 
         for (i = 0; i < 6; i++) {
@@ -895,7 +891,7 @@ test_notify_core_query_chunks(void **state)
     s_cfx_t *f = *state;
     size_t n = NOTIFY_CHUNK_MAX + 5, i;
     amity_kv_t *kv = calloc(n, sizeof(*kv));
-    char (*keys)[16] = calloc(n, sizeof(*keys));
+    char(*keys)[16] = calloc(n, sizeof(*keys));
     const amity_msg_t *r;
     amity_msg_t m;
 
@@ -943,6 +939,46 @@ test_notify_core_bad_client_type(void **state)
 }
 
 /* ---- pure helpers ------------------------------------------------------ */
+
+static void
+test_notify_subs_churn(void **state)
+{
+    amity_view_t all[] = { amity_view_str("") };
+    amity_kv_t chg[] = { s_kv("k", 1) };
+    notify_subs_t *subs = NULL;
+    notify_outbox_t out;
+    uint64_t last = 0;
+    size_t i, n_sent = 0;
+    char rid[32];
+
+    (void)state;
+    notify_outbox_init(&out);
+    assert_int_equal(notify_subs_new(&subs, 10), 0);
+    assert_int_equal(notify_subs_put(subs, (const uint8_t *)"keep", 4, all, 1, 7, T0), 0);
+    /* thousands of short-lived ids: forgotten ones must not pile up */
+    for (i = 0; i < 5000; i++) {
+        int n = snprintf(rid, sizeof(rid), "id-%zu", i);
+
+        assert_int_equal(notify_subs_put(subs, (const uint8_t *)rid, (size_t)n, all, 1, 7, T0), 0);
+        assert_int_equal(notify_subs_remove(subs, (const uint8_t *)rid, (size_t)n), 0);
+        assert_int_equal(notify_subs_remove(subs, (const uint8_t *)rid, (size_t)n),
+                         AMITY_ENOTFOUND);
+    }
+    assert_int_equal(notify_subs_count(subs), 1);
+    assert_int_equal(notify_subs_touch(subs, (const uint8_t *)"keep", 4, T0 + 1, &last), 0);
+    assert_int_equal(last, 7);
+    assert_int_equal(notify_subs_touch(subs, (const uint8_t *)"id-3", 4, T0 + 1, &last),
+                     AMITY_ENOTFOUND);
+    /* a forgotten id may come back */
+    assert_int_equal(notify_subs_put(subs, (const uint8_t *)"id-4999", 7, all, 1, 8, T0), 0);
+    assert_int_equal(notify_subs_count(subs), 2);
+    assert_int_equal(notify_subs_fanout(subs, chg, 1, 1, 9, &out, &n_sent), 0);
+    assert_int_equal(n_sent, 2);
+    assert_int_equal(out.n, 2);
+    notify_outbox_clear(&out);
+    notify_subs_destroy(&subs);
+    assert_null(subs);
+}
 
 static void
 test_notify_prefix_match(void **state)
@@ -1012,8 +1048,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_notify_merge_start_requests_every_shard,
-                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_start_requests_every_shard, s_mfx_setup2,
+                                        s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_merge_two_snapshots_sum, s_mfx_setup2,
                                         s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_merge_totals_update, s_mfx_setup2,
@@ -1022,8 +1058,8 @@ main(void)
                                         s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_merge_backwards_resyncs, s_mfx_setup2,
                                         s_mfx_teardown),
-        cmocka_unit_test_setup_teardown(test_notify_merge_buffered_after_snapshot,
-                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_buffered_after_snapshot, s_mfx_setup2,
+                                        s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_merge_buffered_gap_resyncs, s_mfx_setup2,
                                         s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_merge_heartbeat_seq, s_mfx_setup2,
@@ -1032,26 +1068,25 @@ main(void)
                                         s_mfx_setup2, s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_merge_silence_and_retry, s_mfx_setup2,
                                         s_mfx_teardown),
-        cmocka_unit_test_setup_teardown(test_notify_merge_snapshot_chunks_disagree,
-                                        s_mfx_setup2, s_mfx_teardown),
-        cmocka_unit_test_setup_teardown(test_notify_merge_buffer_overflow_rerequests,
-                                        s_mfx_setup2, s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_snapshot_chunks_disagree, s_mfx_setup2,
+                                        s_mfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_merge_buffer_overflow_rerequests, s_mfx_setup2,
+                                        s_mfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_core_seq_counts_batches, s_cfx_setup,
                                         s_cfx_teardown),
-        cmocka_unit_test_setup_teardown(test_notify_core_subscribers_filter_and_chain,
-                                        s_cfx_setup, s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_subscribers_filter_and_chain, s_cfx_setup,
+                                        s_cfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_core_resubscribe_replaces, s_cfx_setup,
                                         s_cfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_core_ping_unsub_expiry, s_cfx_setup,
                                         s_cfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_core_max_subscribers, s_cfx_setup,
                                         s_cfx_teardown),
-        cmocka_unit_test_setup_teardown(test_notify_core_query_sorted, s_cfx_setup,
-                                        s_cfx_teardown),
-        cmocka_unit_test_setup_teardown(test_notify_core_query_chunks, s_cfx_setup,
-                                        s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_query_sorted, s_cfx_setup, s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_query_chunks, s_cfx_setup, s_cfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_core_bad_client_type, s_cfx_setup,
                                         s_cfx_teardown),
+        cmocka_unit_test(test_notify_subs_churn),
         cmocka_unit_test(test_notify_prefix_match),
         cmocka_unit_test(test_notify_endpoint_offset),
         cmocka_unit_test(test_notify_config_check),

@@ -6,7 +6,9 @@
  *  Decoding never trusts a length claim: amity_scan walks the bytes first,
  *  checking every container count and string length against the bytes that
  *  remain, the nesting depth, and that exactly one object fills the buffer.
- *  Only then are the bytes handed to msgpack_unpack_next.
+ *  Only then are the bytes read, by proto's own typed reader (so views can
+ *  point into the caller's buffer, and item.rec is the record's exact
+ *  bytes); msgpack-c is the encoder.
  */
 #ifndef AMITY_PROTO_H
 #define AMITY_PROTO_H
@@ -51,11 +53,15 @@ int amity_fields_decode(const uint8_t *buf, size_t len, amity_fields_t *out, cha
 int amity_fields_encode(const amity_fields_t *f, amity_buf_t *out);
 
 /*  The canonical encoding of a checked record: a map with fields in a fixed
- *  order, absent fields omitted, amount as minor units (int) plus currency.
- *  Equal records encode to equal bytes. Appends to out. */
+ *  order, absent fields omitted, amount as a decimal string with exactly
+ *  the currency's decimals ("12.50" USD: minor units, exactly) plus
+ *  currency. Equal records encode to equal bytes. Appends to out. Returns
+ *  0, AMITY_EINVAL (a struct validation cannot produce), AMITY_ENOMEM. */
 int amity_record_encode(const amity_record_t *rec, amity_buf_t *out);
 
-/*  Decodes a canonical record (as stored by aggregate) into rec. */
+/*  Decodes a canonical record (as stored by aggregate) into rec:
+ *  amity_fields_decode + amity_record_validate without the office and date
+ *  limits. Returns 0 or AMITY_EPROTO with why; rec is zeroed on failure. */
 int amity_record_decode(const uint8_t *buf, size_t len, amity_record_t *rec, char *why,
                         size_t why_len);
 
