@@ -21,7 +21,7 @@
 #include "client_int.h"
 
 #define S_MSG_BYTES_MAX (1024 * 1024) /* bytes of records in one submit message */
-#define S_BLOCKED_RETRY_MS 100        /* retry a send that would block after this */
+#define S_BLOCKED_RETRY_MS 25         /* retry a send that would block after this */
 #define S_ID_SHOWN_MAX AMITY_ID_MAX   /* bytes of an id kept for reporting */
 
 typedef struct {

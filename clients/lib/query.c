@@ -10,7 +10,7 @@
 #include "amity/log.h"
 #include "client_int.h"
 
-#define S_RETRY_MS 100    /* a send that would block is retried after this */
+#define S_RETRY_MS 25     /* a send that would block is retried after this */
 #define S_SILENCE_MS 2000 /* no chunk for this long: ask again */
 
 /* Totals gathered from snap chunks (keys owned). */

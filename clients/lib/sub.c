@@ -18,6 +18,7 @@
 #define S_PING_MS 1000       /* ping interval */
 #define S_SILENCE_MS 3000    /* no message for this long: resync */
 #define S_SUB_GAP_MS 250     /* at most one sub per this interval */
+#define S_RETRY_MS 25        /* a sub that could not be sent is retried after this */
 #define S_ERROR_BACKOFF_MS 1000 /* after an error reply, wait before asking again */
 
 typedef enum {
@@ -49,6 +50,7 @@ struct amity_sub {
     int64_t last_sub_ms;        /* last sub sent */
     int64_t retry_ms;           /* IDLE: earliest time to send sub */
     bool outage_logged;         /* "cannot reach notify" said once per outage */
+    int64_t unreachable_since_ms; /* first failed sub of an outage (0: none) */
     uint64_t syncs;             /* snapshots delivered */
     amity_buf_t scratch;        /* message encoding */
 };
@@ -214,13 +216,18 @@ s_send_sub(amity_sub_t *self, int64_t now)
     m.n_prefixes = 0;
     self->last_sub_ms = now;
     if (rc == AMITY_EAGAIN) {
-        if (!self->outage_logged) {
-            amity_log_warn("sub: notify is not reachable yet; retrying");
+        /* not connected (yet): say so once the outage lasts */
+        if (self->unreachable_since_ms == 0) {
+            self->unreachable_since_ms = now;
+        }
+        if (!self->outage_logged && now - self->unreachable_since_ms >= S_SILENCE_MS) {
+            amity_log_warn("sub: notify is not reachable; retrying");
             self->outage_logged = true;
         }
-        self->retry_ms = now + S_SUB_GAP_MS;
+        self->retry_ms = now + S_RETRY_MS;
         return 0;
     }
+    self->unreachable_since_ms = 0;
     if (rc != 0) {
         return rc;
     }

@@ -58,6 +58,8 @@ s_on_verdict(void *arg, const amity_verdict_info_t *v)
 
     if (v->status == AMITY_STATUS_REJECTED) {
         printf("%s:%llu: %s: %s\n", run->file, (unsigned long long)v->tag, v->id, v->why);
+    } else if (v->status == AMITY_STATUS_DUPLICATE) {
+        amity_log_debug("%s:%llu: %s: duplicate", run->file, (unsigned long long)v->tag, v->id);
     } else if (v->status == AMITY_STATUS_ABANDONED) {
         fprintf(stderr, "%s:%llu: %s: %s\n", run->file, (unsigned long long)v->tag, v->id,
                 v->why);

@@ -97,11 +97,11 @@ s_i64_from_u64(uint64_t u)
 
 /*  a + b, saturated (an overflow is logged: totals are then no longer exact). */
 static int64_t
-s_add_sat(int64_t a, int64_t b, const char *key)
+s_add_sat(int64_t a, int64_t b, const char *key, size_t key_len)
 {
     int64_t r;
     if (__builtin_add_overflow(a, b, &r)) {
-        amity_log_warn_rl(10, "totals overflow, value saturated key=%s", key);
+        amity_log_warn_rl(10, "totals overflow, value saturated key=%.*s", (int)key_len, key);
         return b > 0 ? INT64_MAX : INT64_MIN;
     }
     return r;
@@ -353,7 +353,7 @@ s_accumulate(aggregate_db_t *self, const amity_delta_t *deltas, int n)
             /* str header + key + int64 */
             self->acc_bytes += key_len + 2 + 9;
         }
-        acc->delta = s_add_sat(acc->delta, d->delta, d->key);
+        acc->delta = s_add_sat(acc->delta, d->delta, d->key, key_len);
     }
     return 0;
 }
@@ -685,11 +685,8 @@ s_txn_apply(amity_txn_t *txn, void *arg)
         } else if (rc != AMITY_ENOTFOUND) {
             return rc;
         }
-        /* map keys are not NUL-terminated */
-        char key_txt[AMITY_KEY_MAX];
-        snprintf(key_txt, sizeof key_txt, "%.*s", (int)key_len, key);
         /* kv->val holds the coalesced delta until here */
-        kv->val = s_add_sat(total, kv->val, key_txt);
+        kv->val = s_add_sat(total, kv->val, key, key_len);
         if (kv->val == 0) {
             /* absent reads as 0 (as for a key no record ever moved): keep
              * the database to the live totals; the 0 is still published */

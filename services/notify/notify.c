@@ -29,13 +29,13 @@
 #include "amity/sock.h"
 #include "core.h"
 
-#define S_BATCH_MAX      256                         /**< messages drained per socket per wake */
-#define S_STATS_EVERY_MS 10000                       /**< counters logged this often when changed */
-#define S_ENDPOINT_MAX   512                         /**< bytes of a derived endpoint */
-#define S_SHARD_MSG_MAX  ((int64_t)64 * 1024 * 1024) /**< ZMQ_MAXMSGSIZE from shards (big totals)  \
-                                                      */
-#define S_ROUTER_HWM 10000                           /**< per-subscriber queue before drops */
-#define S_FRAMES_MAX 3                               /**< receive one more than any valid message */
+#define S_BATCH_MAX      256   /**< messages drained per socket per wake */
+#define S_STATS_EVERY_MS 10000 /**< counters logged this often when changed */
+#define S_ENDPOINT_MAX   512   /**< bytes of a derived endpoint */
+#define S_ROUTER_HWM     10000 /**< per-subscriber queue before drops */
+#define S_FRAMES_MAX     3     /**< receive one more than any valid message */
+/* ZMQ_MAXMSGSIZE from shards: a totals message may carry many keys */
+#define S_SHARD_MSG_MAX ((int64_t)64 * 1024 * 1024)
 
 enum { S_ITEM_SIGNAL = 0, S_ITEM_ROUTER, S_ITEM_SHARDS };
 

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -112,13 +113,34 @@ def parse_trace(path):
 
 
 class Proc:
+    """A daemon under strace, with its own sd_notify socket (as systemd would
+    give it with Type=notify and WatchdogSec=)."""
+
     def __init__(self, name, args, tmp):
         self.name = name
         self.trace = os.path.join(tmp, name + ".trace")
         self.out = open(os.path.join(tmp, name + ".log"), "w")
+        self.notify_path = os.path.join(tmp, name + ".notify")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(self.notify_path)
+        self.notify.setblocking(False)
+        self.states = []
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path, WATCHDOG_USEC="2000000")
+        env.pop("WATCHDOG_PID", None)
+        # LeakSanitizer cannot run under ptrace: it would turn exit 0 into 1
+        env["ASAN_OPTIONS"] = ":".join(x for x in [env.get("ASAN_OPTIONS", ""),
+                                                   "detect_leaks=0"] if x)
         self.p = subprocess.Popen(["strace", "-f", "-qq", "-o", self.trace,
                                    os.path.join(BIN, args[0])] + args[1:],
-                                  stdout=self.out, stderr=subprocess.STDOUT, cwd=tmp)
+                                  stdout=self.out, stderr=subprocess.STDOUT, cwd=tmp, env=env)
+
+    def drain(self):
+        while True:
+            try:
+                data = self.notify.recv(4096)
+            except BlockingIOError:
+                return
+            self.states.extend(data.decode("utf-8", "replace").split("\n"))
 
     def signal(self, sig):
         # strace's child is the daemon: signal it, not strace
@@ -180,6 +202,8 @@ def main():
         procs["notify"] = Proc("notify", ["amity-notify", "--bind", notify,
                                           "--shards", shard], tmp)
         time.sleep(2.0)
+        for p in procs.values():
+            p.drain()
         r = run_client(["amity-submit", "--ingest", ingest, "--office", "hoi-viet-my",
                         "--deadline-s", "20", "-"], stdin=RECORDS, timeout=30)
         log("submit: exit %d: %s" % (r.returncode, r.stdout.strip().splitlines()[-1:]))
@@ -196,9 +220,12 @@ def main():
             sub.wait(timeout=10)
         for p in procs.values():
             p.signal(signal.SIGHUP)  # reload (clients/peers directories) where supported
-        time.sleep(0.5)
+        time.sleep(2.5)  # > WATCHDOG_USEC/2: every daemon pinged at least once
     finally:
         codes = {name: p.stop() for name, p in procs.items()}
+        for p in procs.values():
+            p.drain()
+            p.notify.close()
     log("exit codes: %s" % codes)
 
     for name, p in procs.items():
@@ -225,6 +252,23 @@ def main():
         if families is not None and used_families - families:
             fail("%s: socket families outside RestrictAddressFamilies=: %s" % (
                 name, " ".join(sorted(used_families - families))))
+        binary = open(os.path.join(BIN, "amity-" + name), "rb").read()
+        states = [x for x in p.states if x]
+        log("%s: sd_notify: %s" % (name, " ".join(sorted(set(states))) or "nothing"))
+        if b"READY=1" in binary:
+            for want in ("READY=1", "STOPPING=1"):
+                if want not in states:
+                    fail("%s: no %s on its NOTIFY_SOCKET (Type=notify units need it)" %
+                         (name, want))
+            if b"WATCHDOG=1" in binary:
+                if "WATCHDOG=1" not in states:
+                    fail("%s: WATCHDOG_USEC=2000000 but no WATCHDOG=1 ping in 4.5 s" % name)
+            else:
+                log("note: %s does not send WATCHDOG=1 yet; the units set WatchdogSec=30, "
+                    "so systemd would kill it after 30 s" % name)
+        else:
+            log("note: amity-%s built without libsystemd: sd_notify not checked "
+                "(Type=notify units need a libsystemd build)" % name)
         if codes[name] not in (0,):
             fail("%s exited %s on SIGTERM (log: %s)" % (name, codes[name],
                                                         open(p.out.name).read()[-800:]))

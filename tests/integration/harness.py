@@ -494,13 +494,18 @@ class SubmitProc:
         self.err_path = self.out_path + ".stderr"
         cluster.client_logs.append(self.err_path)
         self.t0 = time.monotonic()
+        self.t_end = None   # first time running() saw it finished
         with open(self.out_path, "wb") as o, open(self.err_path, "wb") as e:
             self.proc = _register(subprocess.Popen(
                 [binary(self.argv[0])] + self.argv[1:], stdin=subprocess.DEVNULL, stdout=o,
                 stderr=e, preexec_fn=_child_setup, cwd=cluster.dir))
 
     def running(self):
-        return self.proc.poll() is None
+        if self.proc.poll() is None:
+            return True
+        if self.t_end is None:
+            self.t_end = time.monotonic()
+        return False
 
     def wait(self, timeout):
         try:
@@ -510,7 +515,7 @@ class SubmitProc:
             self.proc.wait(timeout=5)
             raise AssertionError("%s did not finish within %ss; stderr tail:\n%s" % (
                 " ".join(self.argv), timeout, tail(self.err_path, 20))) from None
-        dt = time.monotonic() - self.t0
+        dt = (self.t_end or time.monotonic()) - self.t0
         with open(self.out_path, "rb") as f:
             out = f.read().decode("utf-8", "replace")
         with open(self.err_path, "rb") as f:

@@ -1882,7 +1882,7 @@ static void
 test_proto_msg_golden_submit(void **state)
 {
     (void)state;
-    char why[256];
+    char why[AMITY_WHY_MAX];
     amity_fields_t f;
     amity_buf_t rec;
     amity_buf_t b;
@@ -1901,6 +1901,7 @@ test_proto_msg_golden_submit(void **state)
     amity_item_t item = { 1, { rec.data, rec.len }, false, { NULL, 0 } };
     amity_msg_init(&m);
     m.type = AMITY_MSG_SUBMIT;
+    m.office = amity_view_str("hoi-viet-my");
     m.items = &item;
     m.n_items = 1;
     amity_buf_init(&b);
@@ -1910,7 +1911,33 @@ test_proto_msg_golden_submit(void **state)
     s_assert_bytes(&b, &golden, "submit example");
     assert_int_equal(amity_msg_decode(golden.data, golden.len, &m, why, sizeof(why)), 0);
     assert_int_equal(m.n_items, 1);
+    assert_int_equal(m.items[0].tag, 1);
+    assert_int_equal(m.items[0].rec.len, rec.len);
+    assert_memory_equal(m.items[0].rec.ptr, rec.data, rec.len);
+    assert_int_equal(m.office.len, strlen("hoi-viet-my"));
     amity_msg_clear(&m);
+
+    /* its verdict, as the client receives it (PROTOCOL.md section 8) */
+    amity_verdict_t verdict = { 1, AMITY_VERDICT_ACCEPTED, { NULL, 0 } };
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_VERDICTS;
+    m.verdicts = &verdict;
+    m.n_verdicts = 1;
+    amity_buf_reset(&b);
+    amity_buf_reset(&golden);
+    assert_int_equal(amity_msg_encode(&m, &b), 0);
+    w_hex(&golden, "83 a1 76 01 a1 74 a8 76 65 72 64 69 63 74 73 a5 69 74 65 6d 73 91"
+                   "82 a3 74 61 67 01 a2 73 74 a8 61 63 63 65 70 74 65 64");
+    s_assert_bytes(&b, &golden, "verdicts example");
+
+    /* and the rejection the example quotes */
+    f.fields[2].val.as.s.ptr = "2023-02-30";
+    amity_record_t *r = malloc(sizeof(*r));
+    assert_non_null(r);
+    amity_validate_opts_t opts = { "hoi-viet-my", INT32_MAX };
+    assert_int_equal(amity_record_validate(&f, &opts, r, why), AMITY_EINVAL);
+    assert_string_equal(why, "date: 2023-02-30 is not a calendar date");
+    free(r);
     amity_buf_clear(&golden);
     amity_buf_clear(&b);
     amity_buf_clear(&rec);
