@@ -95,7 +95,8 @@ s_record(amity_buf_t *out, uint32_t serial)
     s_add_str(&f, "kind", amity_kind_name(kind));
     s_add_str(&f, "date", date);
     if (amity_kind_needs_country(kind) || s_below(2) == 0) {
-        s_add_str(&f, "country", s_countries[s_below(sizeof(s_countries) / sizeof(s_countries[0]))]);
+        s_add_str(&f, "country",
+                  s_countries[s_below(sizeof(s_countries) / sizeof(s_countries[0]))]);
     }
     uint32_t mask = amity_kind_metrics(kind);
     for (int m = 0; m < AMITY_METRIC_COUNT; m++) {

@@ -21,17 +21,33 @@
 #endif
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ZAP_DOMAIN   "amity"
 #define ZAP_FRAMES_MAX 16
+
+typedef struct {
+    const char *domain;      /* AMITY_ZAP_CLIENTS or AMITY_ZAP_SERVICES */
+    char *dir;               /* certificate directory (NULL: none loaded) */
+    amity_peer_t *peers;     /* admitted peers, sorted by public key */
+    size_t n_peers;          /* entries in peers */
+} s_domain_t;
 
 struct amity_auth {
     void *zap;               /* REP bound at ZAP_ENDPOINT */
-    char *dir;               /* certificate directory */
-    amity_peer_t *peers;     /* admitted peers, sorted by public key */
-    size_t n_peers;          /* entries in peers */
+    s_domain_t domains[2];   /* clients, services */
     uint64_t admitted;       /* handshakes admitted */
     uint64_t refused;        /* handshakes refused */
 };
+
+static s_domain_t *
+s_domain(const amity_auth_t *self, const char *name, size_t len)
+{
+    for (int i = 0; i < 2; i++) {
+        const s_domain_t *d = &self->domains[i];
+        if (strlen(d->domain) == len && memcmp(d->domain, name, len) == 0) {
+            return (s_domain_t *) (uintptr_t) d;
+        }
+    }
+    return NULL;
+}
 
 static int
 s_peer_cmp(const void *a, const void *b)
@@ -155,41 +171,56 @@ fail:
 }
 
 int
-amity_auth_new(amity_auth_t **out, void *ctx, const char *certs_dir)
+amity_auth_new(amity_auth_t **out, void *ctx)
 {
-    AMITY_ASSERT(out && ctx && certs_dir);
+    AMITY_ASSERT(out && ctx);
     *out = NULL;
     amity_auth_t *self = calloc(1, sizeof *self);
     if (!self) {
         return AMITY_ENOMEM;
     }
-    int rc = AMITY_ENOMEM;
-    self->dir = strdup(certs_dir);
-    if (!self->dir) {
-        goto fail;
-    }
-    rc = s_load_dir(certs_dir, &self->peers, &self->n_peers);
-    if (rc) {
-        goto fail;
-    }
+    self->domains[0].domain = AMITY_ZAP_CLIENTS;
+    self->domains[1].domain = AMITY_ZAP_SERVICES;
     self->zap = zmq_socket(ctx, ZMQ_REP);
     if (!self->zap) {
-        rc = AMITY_EIO;
-        goto fail;
+        amity_auth_destroy(&self);
+        return AMITY_EIO;
     }
     int linger = 0;
     zmq_setsockopt(self->zap, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_bind(self->zap, ZAP_ENDPOINT) != 0) {
         amity_log_error("auth: cannot bind the ZAP handler: %s", zmq_strerror(errno));
-        rc = AMITY_EIO;
-        goto fail;
+        amity_auth_destroy(&self);
+        return AMITY_EIO;
     }
-    amity_log_info("auth: %zu certificate(s) loaded from %s", self->n_peers, certs_dir);
     *out = self;
     return 0;
-fail:
-    amity_auth_destroy(&self);
-    return rc;
+}
+
+int
+amity_auth_load(amity_auth_t *self, const char *domain, const char *certs_dir)
+{
+    AMITY_ASSERT(self && domain && certs_dir);
+    s_domain_t *d = s_domain(self, domain, strlen(domain));
+    AMITY_ASSERT(d);
+    amity_peer_t *peers = NULL;
+    size_t n = 0;
+    int rc = s_load_dir(certs_dir, &peers, &n);
+    if (rc) {
+        return rc;
+    }
+    char *dir = strdup(certs_dir);
+    if (!dir) {
+        free(peers);
+        return AMITY_ENOMEM;
+    }
+    free(d->dir);
+    free(d->peers);
+    d->dir = dir;
+    d->peers = peers;
+    d->n_peers = n;
+    amity_log_info("auth: %zu certificate(s) for %s loaded from %s", n, domain, certs_dir);
+    return 0;
 }
 
 void
@@ -203,8 +234,10 @@ amity_auth_destroy(amity_auth_t **self_p)
     if (self->zap) {
         zmq_close(self->zap);
     }
-    free(self->peers);
-    free(self->dir);
+    for (int i = 0; i < 2; i++) {
+        free(self->domains[i].peers);
+        free(self->domains[i].dir);
+    }
     free(self);
     *self_p = NULL;
 }
@@ -217,14 +250,14 @@ amity_auth_socket(amity_auth_t *self)
 }
 
 static const amity_peer_t *
-s_find(const amity_auth_t *self, const char *public_txt)
+s_find(const s_domain_t *d, const char *public_txt)
 {
     amity_peer_t probe;
-    if (self->n_peers == 0 || strlen(public_txt) != AMITY_KEY_TXT - 1) {
+    if (!d || d->n_peers == 0 || strlen(public_txt) != AMITY_KEY_TXT - 1) {
         return NULL;
     }
     memcpy(probe.public_txt, public_txt, AMITY_KEY_TXT);
-    return bsearch(&probe, self->peers, self->n_peers, sizeof probe, s_peer_cmp);
+    return bsearch(&probe, d->peers, d->n_peers, sizeof probe, s_peer_cmp);
 }
 
 static void
@@ -268,6 +301,7 @@ s_handle_one(amity_auth_t *self)
     char key_txt[AMITY_KEY_TXT] = "";
     char addr[64] = "?";
     char mech[16] = "?";
+    const s_domain_t *dom = NULL;
     if (n < 6) {
         why = "malformed ZAP request";
     } else {
@@ -279,16 +313,15 @@ s_handle_one(amity_auth_t *self)
                  (const char *) zmq_msg_data(&frames[5]));
         if (zmq_msg_size(&frames[0]) != 3 || memcmp(zmq_msg_data(&frames[0]), "1.0", 3) != 0) {
             why = "unsupported ZAP version";
-        } else if (zmq_msg_size(&frames[2]) != strlen(ZAP_DOMAIN) ||
-                   memcmp(zmq_msg_data(&frames[2]), ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
-            why = "wrong ZAP domain";
+        } else if (!(dom = s_domain(self, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2])))) {
+            why = "unknown ZAP domain";
         } else if (strcmp(mech, "CURVE") != 0) {
             why = "mechanism is not CURVE";
         } else if (n < 7 || zmq_msg_size(&frames[6]) != 32) {
             why = "no client key";
         } else {
             zmq_z85_encode(key_txt, zmq_msg_data(&frames[6]), 32);
-            if (!s_find(self, key_txt)) {
+            if (!s_find(dom, key_txt)) {
                 why = "unknown key";
             }
         }
@@ -312,8 +345,8 @@ s_handle_one(amity_auth_t *self)
                        key_txt[0] ? " key=" : "", key_txt);
     } else {
         self->admitted++;
-        const amity_peer_t *p = s_find(self, key_txt);
-        amity_log_info("auth: admitted %s from %s", p ? p->name : "?", addr);
+        const amity_peer_t *p = s_find(dom, key_txt);
+        amity_log_info("auth: admitted %s (%s) from %s", p ? p->name : "?", dom->domain, addr);
     }
     for (int i = 0; i < n; i++) {
         zmq_msg_close(&frames[i]);
@@ -336,29 +369,37 @@ int
 amity_auth_reload(amity_auth_t *self)
 {
     AMITY_ASSERT(self);
-    amity_peer_t *peers = NULL;
-    size_t n = 0;
-    int rc = s_load_dir(self->dir, &peers, &n);
-    if (rc) {
-        amity_log_error("auth: reload of %s failed; keeping the %zu certificate(s) in force",
-                        self->dir, self->n_peers);
-        return rc;
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        s_domain_t *d = &self->domains[i];
+        if (!d->dir) {
+            continue;
+        }
+        amity_peer_t *peers = NULL;
+        size_t n = 0;
+        int r = s_load_dir(d->dir, &peers, &n);
+        if (r) {
+            amity_log_error("auth: reload of %s failed; keeping the %zu certificate(s) in force",
+                            d->dir, d->n_peers);
+            rc = r;
+            continue;
+        }
+        free(d->peers);
+        d->peers = peers;
+        d->n_peers = n;
+        amity_log_info("auth: reloaded %zu certificate(s) for %s from %s", n, d->domain, d->dir);
     }
-    free(self->peers);
-    self->peers = peers;
-    self->n_peers = n;
-    amity_log_info("auth: reloaded %zu certificate(s) from %s", n, self->dir);
-    return 0;
+    return rc;
 }
 
 const amity_peer_t *
-amity_auth_peer(const amity_auth_t *self, const char *user_id)
+amity_auth_peer(const amity_auth_t *self, const char *domain, const char *user_id)
 {
-    AMITY_ASSERT(self);
+    AMITY_ASSERT(self && domain);
     if (!user_id) {
         return NULL;
     }
-    return s_find(self, user_id);
+    return s_find(s_domain(self, domain, strlen(domain)), user_id);
 }
 
 static bool
@@ -427,10 +468,11 @@ amity_auth_stats(const amity_auth_t *self, uint64_t *admitted, uint64_t *refused
 }
 
 size_t
-amity_auth_count(const amity_auth_t *self)
+amity_auth_count(const amity_auth_t *self, const char *domain)
 {
-    AMITY_ASSERT(self);
-    return self->n_peers;
+    AMITY_ASSERT(self && domain);
+    const s_domain_t *d = s_domain(self, domain, strlen(domain));
+    return d ? d->n_peers : 0;
 }
 
 int
@@ -458,9 +500,9 @@ amity_keypair_load(const char *path, amity_keypair_t *out)
 }
 
 int
-amity_curve_server(void *sock, const amity_keypair_t *server)
+amity_curve_server(void *sock, const amity_keypair_t *server, const char *domain)
 {
-    AMITY_ASSERT(sock && server);
+    AMITY_ASSERT(sock && server && domain);
     int on = 1;
     if (!server->secret_txt[0]) {
         amity_log_error("auth: the server key has no secret part");
@@ -468,7 +510,7 @@ amity_curve_server(void *sock, const amity_keypair_t *server)
     }
     if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &on, sizeof on) != 0 ||
         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, server->secret_txt, AMITY_KEY_TXT - 1) != 0 ||
-        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
         zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &on, sizeof on) != 0) {
         amity_log_error("auth: cannot make a CURVE server socket: %s", zmq_strerror(errno));
         return AMITY_EIO;

@@ -56,7 +56,7 @@ s_read_val(amity_rd_t *r, amity_val_t *v)
     case AMITY_WIRE_STR:
     case AMITY_WIRE_BIN:
     case AMITY_WIRE_EXT:
-        v->type = h.kind == AMITY_WIRE_STR ? AMITY_VAL_STR
+        v->type = h.kind == AMITY_WIRE_STR   ? AMITY_VAL_STR
                   : h.kind == AMITY_WIRE_BIN ? AMITY_VAL_BIN
                                              : AMITY_VAL_EXT;
         v->as.s.ptr = (const char *)h.ptr;
@@ -72,8 +72,7 @@ s_read_val(amity_rd_t *r, amity_val_t *v)
 }
 
 int
-amity_fields_decode(const uint8_t *buf, size_t len, amity_fields_t *out, char *why,
-                    size_t why_len)
+amity_fields_decode(const uint8_t *buf, size_t len, amity_fields_t *out, char *why, size_t why_len)
 {
     char scan_why[AMITY_WHY_MAX];
     char shown[S_NAME_SHOWN + 4];

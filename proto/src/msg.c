@@ -40,8 +40,8 @@ enum {
 };
 
 static const char *const s_keys[K_COUNT] = {
-    "v",     "t",    "office", "ing",    "conn",     "req",  "shard", "epoch", "seq",
-    "prev",  "more", "prefix", "prefixes", "recs",   "items", "kv",   "why",
+    "v",    "t",    "office", "ing",      "conn", "req",   "shard", "epoch", "seq",
+    "prev", "more", "prefix", "prefixes", "recs", "items", "kv",    "why",
 };
 
 /*  Index of the key k (n bytes) in names[0..count), or -1. */
@@ -140,8 +140,8 @@ typedef struct {
     size_t why_len; /**< its size */
 } s_ctx_t;
 
-static int
-s_bad(s_ctx_t *c, s_path_t p, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int s_bad(s_ctx_t *c, s_path_t p, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 s_bad(s_ctx_t *c, s_path_t p, const char *fmt, ...)
@@ -275,8 +275,7 @@ s_item_keys_read(s_ctx_t *c, amity_rd_t *r, const char *array, size_t idx, amity
         return rc;
     }
     if (h.kind != AMITY_WIRE_MAP) {
-        return s_bad(c, s_in(array, idx, NULL), "not a map (got %s)",
-                     amity_wire_kind_name(h.kind));
+        return s_bad(c, s_in(array, idx, NULL), "not a map (got %s)", amity_wire_kind_name(h.kind));
     }
     for (uint64_t i = 0; i < h.n; i++) {
         amity_wire_head_t k;
@@ -456,8 +455,8 @@ s_kv(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
                          amity_wire_kind_name(h.kind));
         }
         if (h.n > AMITY_STR_MAX) {
-            return s_bad(c, s_top("kv"), "a key of %" PRIu64 " bytes exceeds the limit of %d",
-                         h.n, AMITY_STR_MAX);
+            return s_bad(c, s_top("kv"), "a key of %" PRIu64 " bytes exceeds the limit of %d", h.n,
+                         AMITY_STR_MAX);
         }
         kv->key.ptr = h.ptr;
         kv->key.len = (size_t)h.n;
@@ -468,8 +467,7 @@ s_kv(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
         if (h.kind == AMITY_WIRE_UINT) {
             if (h.u > (uint64_t)INT64_MAX) {
                 char shown[80];
-                amity_wire_printable((const char *)kv->key.ptr, kv->key.len, shown,
-                                     sizeof(shown));
+                amity_wire_printable((const char *)kv->key.ptr, kv->key.len, shown, sizeof(shown));
                 return s_bad(c, s_top("kv"), "\"%s\": %" PRIu64 " exceeds int64", shown, h.u);
             }
             kv->val = (int64_t)h.u;
@@ -490,8 +488,8 @@ static int
 s_prefixes(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
 {
     uint64_t n = 0;
-    int rc = s_container(c, r, s_top("prefixes"), AMITY_WIRE_ARRAY, AMITY_PREFIXES_MAX,
-                         "prefixes", &n);
+    int rc =
+        s_container(c, r, s_top("prefixes"), AMITY_WIRE_ARRAY, AMITY_PREFIXES_MAX, "prefixes", &n);
     if (rc != 0) {
         return rc;
     }

@@ -45,9 +45,9 @@ amity_record_encode(const amity_record_t *rec, amity_buf_t *out)
 
     /* the struct must be one amity_record_validate could have produced */
     if (id_len == 0 || id_len > AMITY_ID_MAX || country_len > 2 || currency_len > 3 ||
-        rec->note_len > AMITY_NOTE_MAX || (unsigned)rec->kind >= AMITY_KIND_COUNT || (unsigned)rec->scope > AMITY_SCOPE_MULTILATERAL ||
-        (unsigned)rec->level > AMITY_LEVEL_LOCAL ||
-        (rec->metric_mask >> AMITY_METRIC_COUNT) != 0) {
+        rec->note_len > AMITY_NOTE_MAX || (unsigned)rec->kind >= AMITY_KIND_COUNT ||
+        (unsigned)rec->scope > AMITY_SCOPE_MULTILATERAL ||
+        (unsigned)rec->level > AMITY_LEVEL_LOCAL || (rec->metric_mask >> AMITY_METRIC_COUNT) != 0) {
         return AMITY_EINVAL;
     }
     if (has_date && (rec->year < 0 || rec->year > 9999 || rec->month < 1 || rec->month > 12 ||
@@ -91,8 +91,7 @@ amity_record_encode(const amity_record_t *rec, amity_buf_t *out)
         amity_wr_cstr(&w, amity_kind_name(rec->kind));
     }
     if (has_date) {
-        int len = snprintf(date, sizeof(date), "%04d-%02d-%02d", rec->year, rec->month,
-                           rec->day);
+        int len = snprintf(date, sizeof(date), "%04d-%02d-%02d", rec->year, rec->month, rec->day);
         amity_wr_cstr(&w, "date");
         amity_wr_str(&w, date, (size_t)len);
     }
@@ -128,8 +127,7 @@ amity_record_encode(const amity_record_t *rec, amity_buf_t *out)
 }
 
 int
-amity_record_decode(const uint8_t *buf, size_t len, amity_record_t *rec, char *why,
-                    size_t why_len)
+amity_record_decode(const uint8_t *buf, size_t len, amity_record_t *rec, char *why, size_t why_len)
 {
     amity_fields_t fields;
     char reason[AMITY_WHY_MAX];

@@ -73,8 +73,9 @@ amity_scan(const uint8_t *buf, size_t len, int max_depth, char *why, size_t why_
         case AMITY_WIRE_BIN:
         case AMITY_WIRE_EXT:
             if (h.n > free_bytes) {
-                amity_wire_why(why, why_len, "%s length %" PRIu64 " exceeds the %" PRIu64
-                               " bytes left", h.name, h.n, free_bytes);
+                amity_wire_why(why, why_len,
+                               "%s length %" PRIu64 " exceeds the %" PRIu64 " bytes left", h.name,
+                               h.n, free_bytes);
                 goto out;
             }
             pos += (size_t)h.n;
@@ -83,8 +84,9 @@ amity_scan(const uint8_t *buf, size_t len, int max_depth, char *why, size_t why_
         case AMITY_WIRE_MAP: {
             uint64_t elements = h.kind == AMITY_WIRE_MAP ? 2 * h.n : h.n;
             if (elements > free_bytes) {
-                amity_wire_why(why, why_len, "%s count %" PRIu64 " exceeds the %" PRIu64
-                               " bytes left", h.name, h.n, free_bytes);
+                amity_wire_why(why, why_len,
+                               "%s count %" PRIu64 " exceeds the %" PRIu64 " bytes left", h.name,
+                               h.n, free_bytes);
                 goto out;
             }
             if (depth + 1 > max_depth) {
@@ -113,8 +115,8 @@ amity_scan(const uint8_t *buf, size_t len, int max_depth, char *why, size_t why_
     }
 
     if (pos != len) {
-        amity_wire_why(why, why_len, "trailing bytes after the object (%zu of %zu bytes used)",
-                       pos, len);
+        amity_wire_why(why, why_len, "trailing bytes after the object (%zu of %zu bytes used)", pos,
+                       len);
         goto out;
     }
     rc = 0;

@@ -211,7 +211,7 @@ amity_wire_head(const uint8_t *p, size_t left, amity_wire_head_t *h)
 const char *
 amity_wire_kind_name(amity_wire_kind_t k)
 {
-    static const char *const names[] = { "nil", "bool", "uint", "int", "float",
+    static const char *const names[] = { "nil", "bool", "uint",  "int", "float",
                                          "str", "bin",  "array", "map", "ext" };
     if ((size_t)k < sizeof(names) / sizeof(names[0])) {
         return names[k];

@@ -103,8 +103,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     amity_msg_t m;
 
     if (amity_msg_decode(data, size, &m, why, sizeof(why)) == 0) {
-        if (m.type == AMITY_MSG_SUBMIT || m.type == AMITY_MSG_WORK ||
-            m.type == AMITY_MSG_APPLY) {
+        if (m.type == AMITY_MSG_SUBMIT || m.type == AMITY_MSG_WORK || m.type == AMITY_MSG_APPLY) {
             for (size_t i = 0; i < m.n_items; i++) {
                 const amity_item_t *it = &m.items[i];
                 if (it->rec.ptr < data || it->rec.ptr + it->rec.len > data + size) {
@@ -216,7 +215,7 @@ s_f(amity_fields_t *f, const char *name, amity_val_type_t type, const char *s, u
     }
 }
 
-#define S_STR(f, n, s) s_f((f), (n), AMITY_VAL_STR, (s), 0)
+#define S_STR(f, n, s)  s_f((f), (n), AMITY_VAL_STR, (s), 0)
 #define S_UINT(f, n, u) s_f((f), (n), AMITY_VAL_UINT, NULL, (u))
 
 /*  Realistic records of every kind (and a few invalid ones). */
@@ -227,15 +226,15 @@ s_records(amity_buf_t recs[], int max)
     int n = 0;
 
 #define S_BEGIN() (memset(&f, 0, sizeof(f)))
-#define S_END()                                                                            \
-    do {                                                                                   \
-        if (n < max) {                                                                     \
-            amity_buf_init(&recs[n]);                                                      \
-            if (amity_fields_encode(&f, &recs[n]) != 0) {                                  \
-                return -1;                                                                 \
-            }                                                                              \
-            n++;                                                                           \
-        }                                                                                  \
+#define S_END()                                                                                    \
+    do {                                                                                           \
+        if (n < max) {                                                                             \
+            amity_buf_init(&recs[n]);                                                              \
+            if (amity_fields_encode(&f, &recs[n]) != 0) {                                          \
+                return -1;                                                                         \
+            }                                                                                      \
+            n++;                                                                                   \
+        }                                                                                          \
     } while (0)
 
     S_BEGIN();
@@ -377,10 +376,8 @@ s_seed(const char *dir)
     }
     verdicts[0] = (amity_verdict_t){ 1, AMITY_VERDICT_ACCEPTED, { NULL, 0 } };
     verdicts[1] = (amity_verdict_t){ 2, AMITY_VERDICT_DUPLICATE, { NULL, 0 } };
-    verdicts[2] = (amity_verdict_t){ 3, AMITY_VERDICT_REJECTED,
-                                     amity_view_str("kind: required") };
-    kv[0] = (amity_kv_t){ amity_view_str("2017-H1/all/aid_commitment/all/amount.USD"),
-                          4742574200 };
+    verdicts[2] = (amity_verdict_t){ 3, AMITY_VERDICT_REJECTED, amity_view_str("kind: required") };
+    kv[0] = (amity_kv_t){ amity_view_str("2017-H1/all/aid_commitment/all/amount.USD"), 4742574200 };
     kv[1] = (amity_kv_t){ amity_view_str("2023/hoi-viet-my/delegation_in/US/delegations"), 11 };
     kv[2] = (amity_kv_t){ amity_view_str("2023-Q2/all/relief/asia/amount.VND"), -5 };
     prefixes[0] = amity_view_str("2023/");
@@ -439,8 +436,7 @@ s_seed(const char *dir)
     rc |= s_write_hex(dir, "hostile-nested",
                       "dd08000000dd08000000dd08000000dd08000000dd08000000dd08000000");
     rc |= s_write_hex(dir, "hostile-c1", "83a17601a174a67375626d6974c1");
-    rc |= s_write_hex(dir, "hostile-recs",
-                      "83a17601a174a67375626d6974a472656373ddffffffff80");
+    rc |= s_write_hex(dir, "hostile-recs", "83a17601a174a67375626d6974a472656373ddffffffff80");
     return rc == 0 ? 0 : -1;
 }
 

@@ -88,7 +88,7 @@ s_server(fx_t *fx, char *endpoint, size_t len)
     void *s = zmq_socket(fx->ctx, ZMQ_ROUTER);
     int zero = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
-    assert_int_equal(amity_curve_server(s, &fx->server), 0);
+    assert_int_equal(amity_curve_server(s, &fx->server, AMITY_ZAP_CLIENTS), 0);
     assert_int_equal(zmq_bind(s, "tcp://127.0.0.1:*"), 0);
     zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, endpoint, &len);
     return s;
@@ -142,14 +142,15 @@ test_auth_known_key_admitted_with_user_id(void **state)
 {
     fx_t *fx = *state;
     amity_auth_t *auth = NULL;
-    assert_int_equal(amity_auth_new(&auth, fx->ctx, fx->dir), 0);
-    assert_int_equal(amity_auth_count(auth), 1);
+    assert_int_equal(amity_auth_new(&auth, fx->ctx), 0);
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, fx->dir), 0);
+    assert_int_equal(amity_auth_count(auth, AMITY_ZAP_CLIENTS), 1);
     char ep[128], user[64] = "";
     void *srv = s_server(fx, ep, sizeof ep);
     void *cli = s_client(fx, &fx->office, fx->server.public_txt, ep);
     assert_int_equal(s_pump(auth, srv, 1500, user, sizeof user), 1);
     assert_string_equal(user, fx->office.public_txt);
-    const amity_peer_t *peer = amity_auth_peer(auth, user);
+    const amity_peer_t *peer = amity_auth_peer(auth, AMITY_ZAP_CLIENTS, user);
     assert_non_null(peer);
     assert_true(peer->is_office);
     assert_string_equal(peer->name, "hoi-viet-my");
@@ -168,7 +169,8 @@ test_auth_unknown_key_refused(void **state)
 {
     fx_t *fx = *state;
     amity_auth_t *auth = NULL;
-    assert_int_equal(amity_auth_new(&auth, fx->ctx, fx->dir), 0);
+    assert_int_equal(amity_auth_new(&auth, fx->ctx), 0);
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, fx->dir), 0);
     char ep[128], user[64] = "";
     void *srv = s_server(fx, ep, sizeof ep);
     void *cli = s_client(fx, &fx->stranger, fx->server.public_txt, ep);
@@ -187,7 +189,8 @@ test_auth_null_mechanism_and_wrong_server_key_refused(void **state)
 {
     fx_t *fx = *state;
     amity_auth_t *auth = NULL;
-    assert_int_equal(amity_auth_new(&auth, fx->ctx, fx->dir), 0);
+    assert_int_equal(amity_auth_new(&auth, fx->ctx), 0);
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, fx->dir), 0);
     char ep[128], user[64] = "";
     void *srv = s_server(fx, ep, sizeof ep);
     void *plain = s_client(fx, NULL, NULL, ep);
@@ -195,6 +198,27 @@ test_auth_null_mechanism_and_wrong_server_key_refused(void **state)
     assert_int_equal(s_pump(auth, srv, 1000, user, sizeof user), 0);
     zmq_close(plain);
     zmq_close(wrong);
+    zmq_close(srv);
+    amity_auth_destroy(&auth);
+}
+
+static void
+test_auth_domains_are_separate(void **state)
+{
+    fx_t *fx = *state;
+    amity_auth_t *auth = NULL;
+    assert_int_equal(amity_auth_new(&auth, fx->ctx), 0);
+    /* the office's key is known only as a service: refused on a clients socket */
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_SERVICES, fx->dir), 0);
+    assert_int_equal(amity_auth_count(auth, AMITY_ZAP_CLIENTS), 0);
+    assert_int_equal(amity_auth_count(auth, AMITY_ZAP_SERVICES), 1);
+    char ep[128], user[64] = "";
+    void *srv = s_server(fx, ep, sizeof ep);
+    void *cli = s_client(fx, &fx->office, fx->server.public_txt, ep);
+    assert_int_equal(s_pump(auth, srv, 1000, user, sizeof user), 0);
+    assert_null(amity_auth_peer(auth, AMITY_ZAP_CLIENTS, fx->office.public_txt));
+    assert_non_null(amity_auth_peer(auth, AMITY_ZAP_SERVICES, fx->office.public_txt));
+    zmq_close(cli);
     zmq_close(srv);
     amity_auth_destroy(&auth);
 }
@@ -216,21 +240,22 @@ test_auth_reload_revokes(void **state)
 {
     fx_t *fx = *state;
     amity_auth_t *auth = NULL;
-    assert_int_equal(amity_auth_new(&auth, fx->ctx, fx->dir), 0);
-    assert_non_null(amity_auth_peer(auth, fx->office.public_txt));
+    assert_int_equal(amity_auth_new(&auth, fx->ctx), 0);
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, fx->dir), 0);
+    assert_non_null(amity_auth_peer(auth, AMITY_ZAP_CLIENTS, fx->office.public_txt));
     char path[256];
     snprintf(path, sizeof path, "%s/hoi-viet-my", fx->dir);
     assert_int_equal(unlink(path), 0);
     assert_int_equal(amity_auth_reload(auth), 0);
-    assert_null(amity_auth_peer(auth, fx->office.public_txt));
-    assert_int_equal(amity_auth_count(auth), 0);
+    assert_null(amity_auth_peer(auth, AMITY_ZAP_CLIENTS, fx->office.public_txt));
+    assert_int_equal(amity_auth_count(auth, AMITY_ZAP_CLIENTS), 0);
     /* a broken certificate keeps the previous set in force */
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("not a certificate\n", f);
     fclose(f);
     assert_int_not_equal(amity_auth_reload(auth), 0);
-    assert_int_equal(amity_auth_count(auth), 0);
+    assert_int_equal(amity_auth_count(auth, AMITY_ZAP_CLIENTS), 0);
     amity_auth_destroy(&auth);
 }
 
@@ -263,7 +288,10 @@ test_auth_bad_directory(void **state)
 {
     fx_t *fx = *state;
     amity_auth_t *auth = NULL;
-    assert_int_equal(amity_auth_new(&auth, fx->ctx, "/nonexistent/amity-certs"), AMITY_EINVAL);
+    assert_int_equal(amity_auth_new(&auth, fx->ctx), 0);
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, "/nonexistent/amity-certs"),
+                     AMITY_EINVAL);
+    amity_auth_destroy(&auth);
     assert_null(auth);
     amity_keypair_t kp;
     assert_int_equal(amity_keypair_load("/nonexistent/key", &kp), AMITY_EINVAL);
@@ -277,6 +305,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_auth_unknown_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_null_mechanism_and_wrong_server_key_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_auth_domains_are_separate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_no_handler_refuses_everyone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth_reload_revokes, setup, teardown),
         cmocka_unit_test(test_auth_allows_prefixes),

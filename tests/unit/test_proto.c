@@ -289,8 +289,8 @@ s_assert_bytes(const amity_buf_t *got, const amity_buf_t *want, const char *what
             o += (size_t)snprintf(hex + o, sizeof(hex) - o, "%02x ", got->data[i]);
         }
         hex[o] = '\0';
-        fail_msg("%s: %zu bytes differ from the %zu expected; got %s", what, got->len,
-                 want->len, hex);
+        fail_msg("%s: %zu bytes differ from the %zu expected; got %s", what, got->len, want->len,
+                 hex);
     }
 }
 
@@ -406,9 +406,9 @@ static void
 test_proto_scan_every_type(void **state)
 {
     (void)state;
-    s_scan_ok("00");                         /* positive fixint */
+    s_scan_ok("00"); /* positive fixint */
     s_scan_ok("7f");
-    s_scan_ok("e0");                         /* negative fixint */
+    s_scan_ok("e0"); /* negative fixint */
     s_scan_ok("ff");
     s_scan_ok("c0");                         /* nil */
     s_scan_ok("c2");                         /* false */
@@ -423,31 +423,31 @@ test_proto_scan_every_type(void **state)
     s_scan_ok("d1 80 00");
     s_scan_ok("d2 80 00 00 00");
     s_scan_ok("d3 80 00 00 00 00 00 00 00");
-    s_scan_ok("a0");                         /* empty fixstr */
+    s_scan_ok("a0"); /* empty fixstr */
     s_scan_ok("a3 61 62 63");
-    s_scan_ok("d9 03 61 62 63");             /* str8 */
-    s_scan_ok("da 00 03 61 62 63");          /* str16 */
-    s_scan_ok("db 00 00 00 03 61 62 63");    /* str32 */
-    s_scan_ok("c4 02 00 01");                /* bin8 */
-    s_scan_ok("c5 00 02 00 01");             /* bin16 */
-    s_scan_ok("c6 00 00 00 02 00 01");       /* bin32 */
+    s_scan_ok("d9 03 61 62 63");          /* str8 */
+    s_scan_ok("da 00 03 61 62 63");       /* str16 */
+    s_scan_ok("db 00 00 00 03 61 62 63"); /* str32 */
+    s_scan_ok("c4 02 00 01");             /* bin8 */
+    s_scan_ok("c5 00 02 00 01");          /* bin16 */
+    s_scan_ok("c6 00 00 00 02 00 01");    /* bin32 */
     s_scan_ok("90");
-    s_scan_ok("92 01 02");                   /* fixarray */
-    s_scan_ok("dc 00 02 01 02");             /* array16 */
-    s_scan_ok("dd 00 00 00 02 01 02");       /* array32 */
+    s_scan_ok("92 01 02");             /* fixarray */
+    s_scan_ok("dc 00 02 01 02");       /* array16 */
+    s_scan_ok("dd 00 00 00 02 01 02"); /* array32 */
     s_scan_ok("80");
-    s_scan_ok("81 a1 61 01");                /* fixmap */
-    s_scan_ok("de 00 01 a1 61 01");          /* map16 */
-    s_scan_ok("df 00 00 00 01 a1 61 01");    /* map32 */
-    s_scan_ok("d4 01 00");                   /* fixext1 */
+    s_scan_ok("81 a1 61 01");             /* fixmap */
+    s_scan_ok("de 00 01 a1 61 01");       /* map16 */
+    s_scan_ok("df 00 00 00 01 a1 61 01"); /* map32 */
+    s_scan_ok("d4 01 00");                /* fixext1 */
     s_scan_ok("d5 01 00 00");
-    s_scan_ok("d6 ff 00 00 00 00");          /* fixext4: timestamp32 */
+    s_scan_ok("d6 ff 00 00 00 00"); /* fixext4: timestamp32 */
     s_scan_ok("d7 01 00 00 00 00 00 00 00 00");
     s_scan_ok("d8 01 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00");
-    s_scan_ok("c7 02 05 00 00");             /* ext8 */
-    s_scan_ok("c8 00 02 05 00 00");          /* ext16 */
-    s_scan_ok("c9 00 00 00 02 05 00 00");    /* ext32 */
-    s_scan_ok("c7 00 05");                   /* empty ext8 */
+    s_scan_ok("c7 02 05 00 00");          /* ext8 */
+    s_scan_ok("c8 00 02 05 00 00");       /* ext16 */
+    s_scan_ok("c9 00 00 00 02 05 00 00"); /* ext32 */
+    s_scan_ok("c7 00 05");                /* empty ext8 */
     /* containers of containers */
     s_scan_ok("82 a1 61 92 90 80 a1 62 81 c0 c0");
 }
@@ -563,9 +563,8 @@ test_proto_hostile_no_large_allocation(void **state)
 {
     (void)state;
     static const char *const claims[] = {
-        "dd ff ff ff ff",    "db ff ff ff ff", "c6 ff ff ff ff", "df ff ff ff ff",
-        "c9 ff ff ff ff 01", "dc ff ff",       "de ff ff",       "da ff ff",
-        "c5 ff ff",          "c8 ff ff 01",
+        "dd ff ff ff ff", "db ff ff ff ff", "c6 ff ff ff ff", "df ff ff ff ff", "c9 ff ff ff ff 01",
+        "dc ff ff",       "de ff ff",       "da ff ff",       "c5 ff ff",       "c8 ff ff 01",
     };
     amity_buf_t b;
     amity_buf_init(&b);
@@ -1401,8 +1400,8 @@ test_proto_msg_every_strict_prefix_rejected(void **state)
                 memcpy(copy, b.data, len);
                 int rc = amity_msg_decode(len ? copy : NULL, len, &back, why, sizeof(why));
                 if (rc != AMITY_EPROTO) {
-                    fail_msg("%s: prefix of %zu of %zu bytes accepted",
-                             amity_msg_type_name(m.type), len, b.len);
+                    fail_msg("%s: prefix of %zu of %zu bytes accepted", amity_msg_type_name(m.type),
+                             len, b.len);
                 }
                 assert_int_equal(back.type, AMITY_MSG_NONE);
                 assert_null(back.items);

@@ -20,6 +20,12 @@
 #include <stdint.h>
 
 #define AMITY_KEY_TXT 41          /**< Z85 key text, NUL included */
+
+/*  ZAP domains: offices and subscribers on the public sockets; amity's own
+ *  services on the internal links. A key of one domain is refused on a
+ *  socket of the other, so an office key can never pull work. */
+#define AMITY_ZAP_CLIENTS  "amity"
+#define AMITY_ZAP_SERVICES "amity-services"
 #define AMITY_PREFIXES_TXT 1024   /**< bytes of a subscriber's prefix list */
 
 typedef struct amity_auth amity_auth_t;
@@ -38,11 +44,15 @@ typedef struct {
     char secret_txt[AMITY_KEY_TXT];   /**< "" when only the public key is known */
 } amity_keypair_t;
 
-/*  Loads every certificate in certs_dir (files ending in "_secret" are
- *  skipped) and binds the ZAP handler in ctx. Returns 0, AMITY_EINVAL
- *  (directory unreadable, a malformed certificate: logged with its path),
+/*  Binds the ZAP handler in ctx, with no keys admitted yet. Returns 0,
  *  AMITY_EIO (the handler could not bind: another one runs in ctx). */
-int amity_auth_new(amity_auth_t **out, void *ctx, const char *certs_dir);
+int amity_auth_new(amity_auth_t **out, void *ctx);
+
+/*  Loads every certificate in certs_dir (files ending in "_secret" are
+ *  skipped) as the keys admitted to domain (AMITY_ZAP_CLIENTS or
+ *  AMITY_ZAP_SERVICES). Returns 0 or AMITY_EINVAL (directory unreadable,
+ *  a malformed certificate, a key twice: logged with its path). */
+int amity_auth_load(amity_auth_t *self, const char *domain, const char *certs_dir);
 void amity_auth_destroy(amity_auth_t **self_p);
 
 /*  The ZAP socket to poll for ZMQ_POLLIN. */
@@ -51,12 +61,14 @@ void *amity_auth_socket(amity_auth_t *self);
 /*  Answers every pending ZAP request without blocking; returns how many. */
 int amity_auth_process(amity_auth_t *self);
 
-/*  Re-reads the directory. On error the previous set stays in force. */
+/*  Re-reads every loaded directory. On error the previous set of that
+ *  domain stays in force (and the error is returned). */
 int amity_auth_reload(amity_auth_t *self);
 
 /*  The admitted peer behind a User-Id, or NULL when the key is unknown or
  *  has been removed. Borrowed until the next reload. */
-const amity_peer_t *amity_auth_peer(const amity_auth_t *self, const char *user_id);
+const amity_peer_t *amity_auth_peer(const amity_auth_t *self, const char *domain,
+                                    const char *user_id);
 
 /*  True when key lies under one of peer's allowed prefixes. An office
  *  peer with no explicit list may read "<period>/<office>/..." and
@@ -65,15 +77,15 @@ bool amity_auth_allows(const amity_peer_t *peer, const char *key, size_t key_len
 
 /*  Counters: handshakes admitted and refused by the handler. */
 void amity_auth_stats(const amity_auth_t *self, uint64_t *admitted, uint64_t *refused);
-size_t amity_auth_count(const amity_auth_t *self);
+size_t amity_auth_count(const amity_auth_t *self, const char *domain);
 
 /*  Loads a certificate file (public part, and the secret part from
  *  path or path + "_secret" when present). Returns 0 or AMITY_EINVAL. */
 int amity_keypair_load(const char *path, amity_keypair_t *out);
 
-/*  Makes sock a CURVE server with the given secret key, ZAP domain
- *  "amity", ZMQ_ZAP_ENFORCE_DOMAIN on. Call before bind. */
-int amity_curve_server(void *sock, const amity_keypair_t *server);
+/*  Makes sock a CURVE server with the given secret key and ZAP domain,
+ *  ZMQ_ZAP_ENFORCE_DOMAIN on. Call before bind. */
+int amity_curve_server(void *sock, const amity_keypair_t *server, const char *domain);
 
 /*  Makes sock a CURVE client: own key pair and the server's public key. */
 int amity_curve_client(void *sock, const amity_keypair_t *own, const char *server_public_txt);
