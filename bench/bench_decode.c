@@ -85,9 +85,9 @@ s_record(amity_buf_t *out, uint32_t serial)
     memset(&f, 0, sizeof(f));
 
     amity_kind_t kind = (amity_kind_t)(1 + s_below(AMITY_KIND_COUNT - 1));
-    snprintf(id, sizeof(id), "hvm-%u-%06u", 2015 + serial % 9, serial);
-    snprintf(date, sizeof(date), "%04u-%02u-%02u", 2015 + s_below(9), 1 + s_below(12),
-             1 + s_below(28));
+    (void)snprintf(id, sizeof(id), "hvm-%u-%06u", 2015 + serial % 9, serial);
+    (void)snprintf(date, sizeof(date), "%04u-%02u-%02u", 2015 + s_below(9), 1 + s_below(12),
+                   1 + s_below(28));
     s_add_str(&f, "id", id);
     if (s_below(10) == 0) {
         s_add_uint(&f, "rev", 2 + s_below(3));
@@ -106,7 +106,7 @@ s_record(amity_buf_t *out, uint32_t serial)
     }
     if (amity_kind_has_amount(kind)) {
         if (s_below(2) == 0) {
-            snprintf(amount, sizeof(amount), "%u.%02u", s_below(5000000), s_below(100));
+            (void)snprintf(amount, sizeof(amount), "%u.%02u", s_below(5000000), s_below(100));
             s_add_str(&f, "amount", amount);
             s_add_str(&f, "currency", s_below(2) ? "USD" : "EUR");
         } else {
@@ -137,8 +137,8 @@ main(int argc, char **argv)
     int per_msg = argc > 2 ? atoi(argv[2]) : 100;
     double secs = argc > 3 ? atof(argv[3]) : 2.0;
     if (n_msgs <= 0 || per_msg <= 0 || per_msg > AMITY_ITEMS_MAX || secs <= 0) {
-        fprintf(stderr, "usage: %s [MESSAGES] [RECORDS_PER_MESSAGE<=%d] [SECONDS]\n", argv[0],
-                AMITY_ITEMS_MAX);
+        (void)fprintf(stderr, "usage: %s [MESSAGES] [RECORDS_PER_MESSAGE<=%d] [SECONDS]\n", argv[0],
+                      AMITY_ITEMS_MAX);
         return 2;
     }
 
@@ -147,7 +147,7 @@ main(int argc, char **argv)
     amity_buf_t *recs = calloc((size_t)per_msg, sizeof(*recs));
     amity_item_t *items = calloc((size_t)per_msg, sizeof(*items));
     if (!msgs || !recs || !items) {
-        fprintf(stderr, "bench_decode: out of memory\n");
+        (void)fprintf(stderr, "bench_decode: out of memory\n");
         return 1;
     }
     size_t total_bytes = 0;
@@ -156,7 +156,7 @@ main(int argc, char **argv)
         for (int j = 0; j < per_msg; j++) {
             amity_buf_reset(&recs[j]);
             if (s_record(&recs[j], serial++) != 0) {
-                fprintf(stderr, "bench_decode: cannot encode a record\n");
+                (void)fprintf(stderr, "bench_decode: cannot encode a record\n");
                 return 1;
             }
             items[j].tag = (uint64_t)j + 1;
@@ -170,7 +170,7 @@ main(int argc, char **argv)
         m.n_items = (size_t)per_msg;
         amity_buf_init(&msgs[i]);
         if (amity_msg_encode(&m, &msgs[i]) != 0) {
-            fprintf(stderr, "bench_decode: cannot encode a message\n");
+            (void)fprintf(stderr, "bench_decode: cannot encode a message\n");
             return 1;
         }
         total_bytes += msgs[i].len;
@@ -191,7 +191,7 @@ main(int argc, char **argv)
         for (int i = 0; i < n_msgs; i++) {
             amity_msg_t m;
             if (amity_msg_decode(msgs[i].data, msgs[i].len, &m, why, sizeof(why)) != 0) {
-                fprintf(stderr, "bench_decode: message refused: %s\n", why);
+                (void)fprintf(stderr, "bench_decode: message refused: %s\n", why);
                 return 1;
             }
             for (size_t j = 0; j < m.n_items; j++) {
@@ -209,11 +209,12 @@ main(int argc, char **argv)
         elapsed = s_now() - start;
     } while (elapsed < secs);
 
-    printf("bench_decode: %d messages x %d records (%.1f bytes/record), %d passes\n", n_msgs,
-           per_msg, (double)total_bytes / ((double)n_msgs * per_msg), passes);
-    printf("bench_decode: %llu records in %.2f s = %.0f records/s (%.1f MB/s), %.1f%% valid\n",
-           (unsigned long long)n_records, elapsed, (double)n_records / elapsed,
-           (double)n_bytes / elapsed / 1e6, 100.0 * (double)n_valid / (double)n_records);
+    (void)printf("bench_decode: %d messages x %d records (%.1f bytes/record), %d passes\n", n_msgs,
+                 per_msg, (double)total_bytes / ((double)n_msgs * per_msg), passes);
+    (void)printf(
+        "bench_decode: %llu records in %.2f s = %.0f records/s (%.1f MB/s), %.1f%% valid\n",
+        (unsigned long long)n_records, elapsed, (double)n_records / elapsed,
+        (double)n_bytes / elapsed / 1e6, 100.0 * (double)n_valid / (double)n_records);
 
     for (int i = 0; i < n_msgs; i++) {
         amity_buf_clear(&msgs[i]);

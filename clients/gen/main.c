@@ -23,13 +23,13 @@
 #include "amity/record.h"
 
 typedef struct {
-    int64_t seed;        /* PRNG seed */
-    int64_t records;     /* records per office (corrections and retractions come on top) */
-    int64_t offices;     /* offices with --out-dir */
-    char *years;         /* "Y0-Y1" or "Y" */
-    char *bad_rate;      /* fraction of invalid records, 0..1 */
-    char *office;        /* single-office mode */
-    char *out_dir;       /* one file per office */
+    int64_t seed;    /* PRNG seed */
+    int64_t records; /* records per office (corrections and retractions come on top) */
+    int64_t offices; /* offices with --out-dir */
+    char *years;     /* "Y0-Y1" or "Y" */
+    char *bad_rate;  /* fraction of invalid records, 0..1 */
+    char *office;    /* single-office mode */
+    char *out_dir;   /* one file per office */
     char *log_level;
 } s_cfg_t;
 
@@ -73,10 +73,10 @@ static const amity_config_spec_t s_spec = {
  */
 
 typedef struct {
-    const char *code;   /* ISO 3166-1 alpha-2 */
-    const char *name;   /* Vietnamese name */
-    const char *cur;    /* currency its partners give aid in */
-    int weight;         /* how often it appears */
+    const char *code; /* ISO 3166-1 alpha-2 */
+    const char *name; /* Vietnamese name */
+    const char *cur;  /* currency its partners give aid in */
+    int weight;       /* how often it appears */
 } s_country_t;
 
 static const s_country_t s_countries[] = {
@@ -106,9 +106,9 @@ static const s_country_t s_countries[] = {
 #define S_N_COUNTRIES (sizeof(s_countries) / sizeof(s_countries[0]))
 
 typedef struct {
-    const char *id;      /* office id */
-    const char *home;    /* its partner country ("" for a general office) */
-    const int *weights;  /* kind weights, by amity_kind_t */
+    const char *id;     /* office id */
+    const char *home;   /* its partner country ("" for a general office) */
+    const int *weights; /* kind weights, by amity_kind_t */
 } s_office_t;
 
 /* kind weights: none, in, out, activity, commitment, disbursement, relief, award, contact, org */
@@ -117,19 +117,24 @@ static const int s_w_union[AMITY_KIND_COUNT] = { 0, 18, 8, 26, 8, 6, 8, 6, 14, 6
 static const int s_w_ngo[AMITY_KIND_COUNT] = { 0, 8, 2, 10, 35, 30, 10, 2, 12, 1 };
 
 static const s_office_t s_offices[] = {
-    { "hoi-viet-my", "US", s_w_society },        { "hoi-viet-nhat", "JP", s_w_society },
-    { "lien-hiep-ha-noi", "", s_w_union },       { "lien-hiep-da-nang", "", s_w_union },
-    { "ngo-desk", "", s_w_ngo },                 { "hoi-viet-phap", "FR", s_w_society },
-    { "hoi-viet-duc", "DE", s_w_society },       { "hoi-viet-han", "KR", s_w_society },
-    { "lien-hiep-tp-hcm", "", s_w_union },       { "hoi-viet-lao", "LA", s_w_society },
-    { "hoi-viet-nga", "RU", s_w_society },       { "lien-hiep-khanh-hoa", "", s_w_union },
+    { "hoi-viet-my", "US", s_w_society },  { "hoi-viet-nhat", "JP", s_w_society },
+    { "lien-hiep-ha-noi", "", s_w_union }, { "lien-hiep-da-nang", "", s_w_union },
+    { "ngo-desk", "", s_w_ngo },           { "hoi-viet-phap", "FR", s_w_society },
+    { "hoi-viet-duc", "DE", s_w_society }, { "hoi-viet-han", "KR", s_w_society },
+    { "lien-hiep-tp-hcm", "", s_w_union }, { "hoi-viet-lao", "LA", s_w_society },
+    { "hoi-viet-nga", "RU", s_w_society }, { "lien-hiep-khanh-hoa", "", s_w_union },
 };
 #define S_N_OFFICES (sizeof(s_offices) / sizeof(s_offices[0]))
 
 static const char *const s_places[] = {
-    "Hà Nội",   "Thành phố Hồ Chí Minh", "Đà Nẵng",   "Huế",        "Khánh Hòa",
-    "Quảng Nam", "Cần Thơ",              "Hải Phòng", "Nghệ An",    "Quảng Trị",
-    "Lào Cai",  "Hà Giang",              "Điện Biên", "Thái Nguyên", "Bình Định",
+    "Hà Nội",    "Thành phố Hồ Chí Minh",
+    "Đà Nẵng",   "Huế",
+    "Khánh Hòa", "Quảng Nam",
+    "Cần Thơ",   "Hải Phòng",
+    "Nghệ An",   "Quảng Trị",
+    "Lào Cai",   "Hà Giang",
+    "Điện Biên", "Thái Nguyên",
+    "Bình Định",
 };
 #define S_N_PLACES (sizeof(s_places) / sizeof(s_places[0]))
 
@@ -388,10 +393,10 @@ typedef struct {
     int32_t day;
     const s_country_t *country;
     uint32_t metrics[AMITY_METRIC_COUNT];
-    int64_t amount;          /* minor units, when the kind has money */
+    int64_t amount; /* minor units, when the kind has money */
     const char *cur;
-    const char *scope;       /* activity */
-    const char *level;       /* org_founded */
+    const char *scope; /* activity */
+    const char *level; /* org_founded */
     char note[512];
 } s_rec_t;
 
@@ -423,8 +428,8 @@ s_make(s_rng_t *r, const s_office_t *office, const char *office_id, int32_t day,
         }
         rec->metrics[AMITY_METRIC_DELEGATIONS] = dels;
         rec->metrics[AMITY_METRIC_PEOPLE] = people;
-        tmpl = rec->kind == AMITY_KIND_DELEGATION_IN ? S_PICK(r, s_notes_in)
-                                                     : S_PICK(r, s_notes_out);
+        tmpl =
+            rec->kind == AMITY_KIND_DELEGATION_IN ? S_PICK(r, s_notes_in) : S_PICK(r, s_notes_out);
         break;
     }
     case AMITY_KIND_ACTIVITY:
@@ -551,7 +556,7 @@ s_write(FILE *fp, const s_rec_t *rec, unsigned rev, int bad)
 typedef struct {
     s_rec_t rec;
     bool retract;
-    uint64_t due;   /* emit after this many records */
+    uint64_t due; /* emit after this many records */
 } s_follow_t;
 
 #define S_FOLLOW_MAX 64
@@ -754,8 +759,8 @@ main(int argc, char **argv)
             rc = AMITY_EXIT_RUNTIME;
             break;
         }
-        if (s_generate(fp, office, office->id, (uint64_t)cfg.seed, cfg.records, first_day,
-                       last_day, bad_rate) != 0) {
+        if (s_generate(fp, office, office->id, (uint64_t)cfg.seed, cfg.records, first_day, last_day,
+                       bad_rate) != 0) {
             fprintf(stderr, "amity-gen: writing %s failed\n", path);
             rc = AMITY_EXIT_RUNTIME;
         }

@@ -14,22 +14,22 @@ static void
 s_build(const char *program, const char *summary, const char *timeout_default)
 {
     const amity_opt_t opts[S_N_OPTS] = {
-        { "ingest", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, ingest),
-          AMITY_CLIENT_INGEST_DEFAULT, 0, 0, "ingest endpoint (submit)" },
-        { "notify", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, notify),
-          AMITY_CLIENT_NOTIFY_DEFAULT, 0, 0, "notify endpoint (query, subscribe)" },
+        { "ingest", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, ingest), AMITY_CLIENT_INGEST_DEFAULT,
+          0, 0, "ingest endpoint (submit)" },
+        { "notify", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, notify), AMITY_CLIENT_NOTIFY_DEFAULT,
+          0, 0, "notify endpoint (query, subscribe)" },
         { "office", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, office), NULL, 0, 0,
           "development mode: the office to submit as (submit)" },
         { "window", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, window), "4096", 1, 1 << 20,
           "records in flight at most (submit)" },
         { "batch", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, batch), "256", 1, 8192,
           "records per submit message at most (submit)" },
-        { "timeout-ms", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, timeout_ms), timeout_default,
-          1, 3600000,
+        { "timeout-ms", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, timeout_ms), timeout_default, 1,
+          3600000,
           "submit: resend a record without a verdict after T ms; "
           "query/subscribe: wait this long for notify" },
-        { "deadline-s", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, deadline_s), "120", 1,
-          86400 * 365, "submit: give up after S s without any answer from ingest" },
+        { "deadline-s", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, deadline_s), "120", 1, 86400 * 365,
+          "submit: give up after S s without any answer from ingest" },
         { "log-level", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, log_level), "warn", 0, 0,
           "error|warn|info|debug" },
     };
@@ -46,8 +46,8 @@ s_build(const char *program, const char *summary, const char *timeout_default)
 
 amity_config_result_t
 amity_cli_load(const char *program, const char *summary, const char *timeout_default,
-               amity_cli_cfg_t *cfg, amity_client_opts_t *opts, int argc, char **argv,
-               char ***args, int *n_args)
+               amity_cli_cfg_t *cfg, amity_client_opts_t *opts, int argc, char **argv, char ***args,
+               int *n_args)
 {
     amity_config_result_t r;
 

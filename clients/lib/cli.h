@@ -12,14 +12,14 @@
 
 /*  The [client] section. */
 typedef struct {
-    char *ingest;        /* ingest endpoint */
-    char *notify;        /* notify endpoint */
-    char *office;        /* development mode office */
-    int64_t window;      /* records in flight */
-    int64_t batch;       /* records per message */
-    int64_t timeout_ms;  /* submit: resend after; query/subscribe: wait for notify */
-    int64_t deadline_s;  /* submit: give up after this long without an answer */
-    char *log_level;     /* error|warn|info|debug */
+    char *ingest;       /* ingest endpoint */
+    char *notify;       /* notify endpoint */
+    char *office;       /* development mode office */
+    int64_t window;     /* records in flight */
+    int64_t batch;      /* records per message */
+    int64_t timeout_ms; /* submit: resend after; query/subscribe: wait for notify */
+    int64_t deadline_s; /* submit: give up after this long without an answer */
+    char *log_level;    /* error|warn|info|debug */
 } amity_cli_cfg_t;
 
 /*  Loads the [client] options for program (timeout_default: the default
@@ -28,8 +28,8 @@ typedef struct {
  *  then amity_cli_free). */
 amity_config_result_t amity_cli_load(const char *program, const char *summary,
                                      const char *timeout_default, amity_cli_cfg_t *cfg,
-                                     amity_client_opts_t *opts, int argc, char **argv,
-                                     char ***args, int *n_args);
+                                     amity_client_opts_t *opts, int argc, char **argv, char ***args,
+                                     int *n_args);
 void amity_cli_free(amity_cli_cfg_t *cfg);
 
 #endif

@@ -20,44 +20,44 @@
 #include "amity/log.h"
 #include "client_int.h"
 
-#define S_MSG_BYTES_MAX (1024 * 1024) /* bytes of records in one submit message */
-#define S_BLOCKED_RETRY_MS 25         /* retry a send that would block after this */
-#define S_ID_SHOWN_MAX AMITY_ID_MAX   /* bytes of an id kept for reporting */
+#define S_MSG_BYTES_MAX    (1024 * 1024) /* bytes of records in one submit message */
+#define S_BLOCKED_RETRY_MS 25            /* retry a send that would block after this */
+#define S_ID_SHOWN_MAX     AMITY_ID_MAX  /* bytes of an id kept for reporting */
 
 typedef struct {
-    bool used;                  /* slot holds a record in flight */
-    uint64_t wire_tag;          /* our tag on the wire (never 0) */
-    uint64_t tag;               /* the caller's tag */
-    uint64_t msg_req;           /* req of the submit message it was last sent in (0: unsent) */
-    int64_t sent_ms;            /* monotonic time of the last send (0: never sent) */
-    amity_buf_t rec;            /* the encoded record, resent verbatim */
+    bool used;                   /* slot holds a record in flight */
+    uint64_t wire_tag;           /* our tag on the wire (never 0) */
+    uint64_t tag;                /* the caller's tag */
+    uint64_t msg_req;            /* req of the submit message it was last sent in (0: unsent) */
+    int64_t sent_ms;             /* monotonic time of the last send (0: never sent) */
+    amity_buf_t rec;             /* the encoded record, resent verbatim */
     char id[S_ID_SHOWN_MAX + 1]; /* the record's id for reports, "-" when unknown */
 } s_slot_t;
 
 struct amity_client {
-    amity_dealer_t dealer;      /* DEALER to ingest */
-    char *office;               /* development mode office (NULL: none) */
-    size_t window;              /* slots */
-    size_t batch;               /* records per submit message */
-    int timeout_ms;             /* resend timeout */
-    int64_t deadline_ms;        /* give up after this long without a reply */
-    amity_verdict_fn cb;        /* verdict callback */
-    void *cb_arg;               /* its argument */
+    amity_dealer_t dealer; /* DEALER to ingest */
+    char *office;          /* development mode office (NULL: none) */
+    size_t window;         /* slots */
+    size_t batch;          /* records per submit message */
+    int timeout_ms;        /* resend timeout */
+    int64_t deadline_ms;   /* give up after this long without a reply */
+    amity_verdict_fn cb;   /* verdict callback */
+    void *cb_arg;          /* its argument */
 
-    s_slot_t *slots;            /* the pool */
-    uint32_t *free_list;        /* stack of free slot indexes */
-    size_t n_free;              /* entries in free_list */
-    uint32_t *pending;          /* ring of slot indexes queued, never sent */
-    size_t pending_head;        /* index of the oldest pending entry */
-    size_t n_pending;           /* entries in pending */
-    uint64_t *table_keys;       /* hash table: wire tag (0 = empty) */
-    uint32_t *table_vals;       /* hash table: slot index */
-    size_t table_mask;          /* table size - 1 (a power of two) */
+    s_slot_t *slots;      /* the pool */
+    uint32_t *free_list;  /* stack of free slot indexes */
+    size_t n_free;        /* entries in free_list */
+    uint32_t *pending;    /* ring of slot indexes queued, never sent */
+    size_t pending_head;  /* index of the oldest pending entry */
+    size_t n_pending;     /* entries in pending */
+    uint64_t *table_keys; /* hash table: wire tag (0 = empty) */
+    uint32_t *table_vals; /* hash table: slot index */
+    size_t table_mask;    /* table size - 1 (a power of two) */
 
-    uint64_t next_wire_tag;     /* next tag to hand out */
-    uint64_t next_req;          /* next submit message id */
-    int64_t last_heard_ms;      /* last reply from ingest, or when waiting began */
-    int64_t blocked_until_ms;   /* a send would block: do not try before this */
+    uint64_t next_wire_tag;            /* next tag to hand out */
+    uint64_t next_req;                 /* next submit message id */
+    int64_t last_heard_ms;             /* last reply from ingest, or when waiting began */
+    int64_t blocked_until_ms;          /* a send would block: do not try before this */
     volatile sig_atomic_t interrupted; /* amity_client_interrupt was called */
 
     amity_buf_t scratch;        /* encoding buffer for messages */
@@ -337,8 +337,7 @@ s_on_verdicts(amity_client_t *self, const amity_msg_t *m)
             status = AMITY_STATUS_REJECTED;
             break;
         default:
-            amity_log_warn_rl(5, "client: verdict with unknown status %d ignored",
-                              (int)v->status);
+            amity_log_warn_rl(5, "client: verdict with unknown status %d ignored", (int)v->status);
             continue;
         }
         if (!amity_view_copy(v->why, why, sizeof(why))) {
@@ -764,18 +763,19 @@ amity_client_flush(amity_client_t *self, int timeout_ms)
 }
 
 void
-amity_client_abandon(amity_client_t *self)
+amity_client_abandon(amity_client_t *self, const char *why)
 {
     AMITY_ASSERT(self != NULL);
+    if (why == NULL) {
+        why = "no verdict before the deadline";
+    }
     /* pending ones first, in order, then the sent ones by slot */
     while (self->n_pending > 0) {
-        s_settle(self, self->pending[self->pending_head], AMITY_STATUS_ABANDONED,
-                 "no verdict before the deadline", true);
+        s_settle(self, self->pending[self->pending_head], AMITY_STATUS_ABANDONED, why, true);
     }
     for (size_t i = 0; i < self->window; i++) {
         if (self->slots[i].used) {
-            s_settle(self, (uint32_t)i, AMITY_STATUS_ABANDONED, "no verdict before the deadline",
-                     true);
+            s_settle(self, (uint32_t)i, AMITY_STATUS_ABANDONED, why, true);
         }
     }
 }

@@ -23,8 +23,8 @@ void amity_json_doc_destroy(amity_json_doc_t **self_p);
  *  send to a peer that is not connected fails (AMITY_EAGAIN) instead of
  *  queueing. */
 typedef struct {
-    void *ctx;     /* zmq context (owned) */
-    void *sock;    /* the DEALER (owned) */
+    void *ctx;  /* zmq context (owned) */
+    void *sock; /* the DEALER (owned) */
 } amity_dealer_t;
 
 int amity_dealer_open(amity_dealer_t *d, const char *endpoint, int linger_ms);

@@ -12,10 +12,10 @@
 #include "client_int.h"
 
 struct amity_json_doc {
-    json_t *root;                       /* the parsed object; fields borrow from it */
-    char *dumped[AMITY_FIELDS_MAX];     /* compact JSON text of nested x- values */
-    size_t n_dumped;                    /* used entries of dumped */
-    amity_fields_t fields;              /* the field list (views into root and dumped) */
+    json_t *root;                   /* the parsed object; fields borrow from it */
+    char *dumped[AMITY_FIELDS_MAX]; /* compact JSON text of nested x- values */
+    size_t n_dumped;                /* used entries of dumped */
+    amity_fields_t fields;          /* the field list (views into root and dumped) */
 };
 
 static void s_why(char *why, size_t why_len, const char *fmt, ...)

@@ -10,14 +10,14 @@
 #include "amity/log.h"
 #include "client_int.h"
 
-#define S_RETRY_MS 25     /* a send that would block is retried after this */
+#define S_RETRY_MS   25   /* a send that would block is retried after this */
 #define S_SILENCE_MS 2000 /* no chunk for this long: ask again */
 
 /* Totals gathered from snap chunks (keys owned). */
 typedef struct {
-    amity_total_t *t;   /* entries */
-    size_t n;           /* used */
-    size_t cap;         /* allocated */
+    amity_total_t *t; /* entries */
+    size_t n;         /* used */
+    size_t cap;       /* allocated */
 } s_totals_t;
 
 static void
@@ -77,11 +77,11 @@ amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn 
     uint64_t req = 0;
     uint64_t snap_seq = 0;
     uint64_t snap_epoch = 0;
-    bool started = false;    /* a chunk of the current request arrived */
-    bool sent = false;       /* the current request went out */
+    bool started = false; /* a chunk of the current request arrived */
+    bool sent = false;    /* the current request went out */
     bool done = false;
     int64_t deadline;
-    int64_t last_ms = 0;     /* last send or chunk */
+    int64_t last_ms = 0; /* last send or chunk */
     int rc;
 
     AMITY_ASSERT(prefix != NULL);

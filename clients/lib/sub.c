@@ -15,44 +15,44 @@
 #include "amity/log.h"
 #include "client_int.h"
 
-#define S_PING_MS 1000       /* ping interval */
-#define S_SILENCE_MS 3000    /* no message for this long: resync */
-#define S_SUB_GAP_MS 250     /* at most one sub per this interval */
-#define S_RETRY_MS 25        /* a sub that could not be sent is retried after this */
+#define S_PING_MS          1000 /* ping interval */
+#define S_SILENCE_MS       3000 /* no message for this long: resync */
+#define S_SUB_GAP_MS       250  /* at most one sub per this interval */
+#define S_RETRY_MS         25   /* a sub that could not be sent is retried after this */
 #define S_ERROR_BACKOFF_MS 1000 /* after an error reply, wait before asking again */
 
 typedef enum {
-    S_IDLE = 0,   /* must send sub (at retry_ms) */
-    S_SYNCING,    /* sub sent, assembling snap chunks */
-    S_LIVE,       /* snapshot delivered, applying updates */
+    S_IDLE = 0, /* must send sub (at retry_ms) */
+    S_SYNCING,  /* sub sent, assembling snap chunks */
+    S_LIVE,     /* snapshot delivered, applying updates */
 } s_state_t;
 
 struct amity_sub {
-    amity_dealer_t dealer;      /* DEALER to notify */
-    char **prefixes;            /* owned copies */
-    size_t n_prefixes;          /* count */
-    amity_sub_fn cb;            /* event callback */
-    void *cb_arg;               /* its argument */
+    amity_dealer_t dealer; /* DEALER to notify */
+    char **prefixes;       /* owned copies */
+    size_t n_prefixes;     /* count */
+    amity_sub_fn cb;       /* event callback */
+    void *cb_arg;          /* its argument */
 
-    s_state_t state;            /* protocol state */
-    uint64_t req;               /* request id of the current sub */
-    uint64_t epoch;             /* notify instance of the live subscription */
-    uint64_t last_seq;          /* seq of the last snap/upd applied */
-    uint64_t snap_seq;          /* syncing: seq of the chunks so far */
-    uint64_t snap_epoch;        /* syncing: epoch of the chunks so far */
-    bool snap_started;          /* syncing: a chunk arrived */
-    amity_total_t *totals;      /* snapshot being assembled / update being delivered */
-    size_t n_totals;            /* used */
-    size_t cap_totals;          /* allocated */
+    s_state_t state;       /* protocol state */
+    uint64_t req;          /* request id of the current sub */
+    uint64_t epoch;        /* notify instance of the live subscription */
+    uint64_t last_seq;     /* seq of the last snap/upd applied */
+    uint64_t snap_seq;     /* syncing: seq of the chunks so far */
+    uint64_t snap_epoch;   /* syncing: epoch of the chunks so far */
+    bool snap_started;     /* syncing: a chunk arrived */
+    amity_total_t *totals; /* snapshot being assembled / update being delivered */
+    size_t n_totals;       /* used */
+    size_t cap_totals;     /* allocated */
 
-    int64_t last_rx_ms;         /* last message from notify (or last sub sent) */
-    int64_t last_ping_ms;       /* last ping sent */
-    int64_t last_sub_ms;        /* last sub sent */
-    int64_t retry_ms;           /* IDLE: earliest time to send sub */
-    bool outage_logged;         /* "cannot reach notify" said once per outage */
+    int64_t last_rx_ms;           /* last message from notify (or last sub sent) */
+    int64_t last_ping_ms;         /* last ping sent */
+    int64_t last_sub_ms;          /* last sub sent */
+    int64_t retry_ms;             /* IDLE: earliest time to send sub */
+    bool outage_logged;           /* "cannot reach notify" said once per outage */
     int64_t unreachable_since_ms; /* first failed sub of an outage (0: none) */
-    uint64_t syncs;             /* snapshots delivered */
-    amity_buf_t scratch;        /* message encoding */
+    uint64_t syncs;               /* snapshots delivered */
+    amity_buf_t scratch;          /* message encoding */
 };
 
 static void
@@ -349,7 +349,7 @@ s_on_error(amity_sub_t *self, const amity_msg_t *m, int64_t now)
     if (!amity_view_copy(m->why, why, sizeof(why))) {
         strcpy(why, "(reason too long)");
     }
-    amity_log_warn_rl(5, "sub: notify answered with an error: %s", why);
+    amity_log_info("sub: notify answered with an error: %s", why);
     snprintf(reason, sizeof(reason), "error from notify: %s", why);
     s_resync(self, now, S_ERROR_BACKOFF_MS, reason);
 }

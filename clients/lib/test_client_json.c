@@ -176,11 +176,12 @@ test_client_json_nested_x_fields(void **state)
     char why[256];
 
     (void)state;
-    assert_int_equal(s_convert(&r,
-                               "{\"id\":\"n\",\"x-tags\": [ \"a\", {\"b\" : 1, \"c\": [true, null]} ],"
-                               "\"x-obj\":{\"tên\":\"Hà Nội\"}}",
-                               why, sizeof(why)),
-                     0);
+    assert_int_equal(
+        s_convert(&r,
+                  "{\"id\":\"n\",\"x-tags\": [ \"a\", {\"b\" : 1, \"c\": [true, null]} ],"
+                  "\"x-obj\":{\"tên\":\"Hà Nội\"}}",
+                  why, sizeof(why)),
+        0);
     s_assert_str(s_field(&r, "x-tags"), "[\"a\",{\"b\":1,\"c\":[true,null]}]");
     s_assert_str(s_field(&r, "x-obj"), "{\"tên\":\"Hà Nội\"}");
     amity_buf_clear(&r.buf);
@@ -195,8 +196,7 @@ test_client_json_nested_elsewhere_rejected(void **state)
 
     (void)state;
     amity_buf_init(&out);
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_string_equal(why, "kind: nested arrays and objects are allowed only in x- fields");
     amity_buf_clear(&out);
 }
@@ -210,15 +210,13 @@ test_client_json_malformed_has_position(void **state)
 
     (void)state;
     amity_buf_init(&out);
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_true(strncmp(why, "json: ", 6) == 0);
     assert_non_null(strstr(why, "(column 12)"));
     assert_int_equal(out.len, 0);
 
     json = "{\"id\": \"a\"";
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_true(strncmp(why, "json: ", 6) == 0);
     assert_non_null(strstr(why, "column"));
 
@@ -237,8 +235,7 @@ test_client_json_not_an_object(void **state)
 
     (void)state;
     amity_buf_init(&out);
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_string_equal(why, "record: not a JSON object");
     amity_buf_clear(&out);
 }
@@ -252,8 +249,7 @@ test_client_json_duplicate_key(void **state)
 
     (void)state;
     amity_buf_init(&out);
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_non_null(strstr(why, "duplicate"));
     amity_buf_clear(&out);
 }
@@ -267,8 +263,7 @@ test_client_json_invalid_utf8(void **state)
 
     (void)state;
     amity_buf_init(&out);
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_true(strncmp(why, "json: ", 6) == 0);
     amity_buf_clear(&out);
 }
@@ -288,8 +283,7 @@ test_client_json_too_many_fields(void **state)
     }
     snprintf(json + n, sizeof(json) - n, "}");
     amity_buf_init(&out);
-    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_json_record(json, strlen(json), &out, why, sizeof(why)), AMITY_EINVAL);
     assert_string_equal(why, "record: more than 64 fields");
     amity_buf_clear(&out);
 }
@@ -309,15 +303,13 @@ test_client_json_total_format(void **state)
     amity_total_format("2017/all/relief/all/amount.VND", 60000000000, buf, sizeof(buf), &quoted);
     assert_string_equal(buf, "60000000000");
     assert_true(quoted);
-    amity_total_format("2017/all/aid_commitment/JP/amount.JPY", 1500000, buf, sizeof(buf),
-                       &quoted);
+    amity_total_format("2017/all/aid_commitment/JP/amount.JPY", 1500000, buf, sizeof(buf), &quoted);
     assert_string_equal(buf, "1500000");
     amity_total_format("2017/all/aid_commitment/all/amount.EUR", 5, buf, sizeof(buf), &quoted);
     assert_string_equal(buf, "0.05");
     amity_total_format("2017/x/aid_commitment/all/amount.USD", -350, buf, sizeof(buf), &quoted);
     assert_string_equal(buf, "-3.50");
-    amity_total_format("2017-H1/all/delegation_in/all/delegations", 541, buf, sizeof(buf),
-                       &quoted);
+    amity_total_format("2017-H1/all/delegation_in/all/delegations", 541, buf, sizeof(buf), &quoted);
     assert_string_equal(buf, "541");
     assert_false(quoted);
     amity_total_format("2017-H1/all/delegation_in/all/people", 0, buf, sizeof(buf), &quoted);

@@ -73,9 +73,8 @@ s_server_recv(s_server_t *s, s_req_t *r, int wait_ms)
     }
     r->n = amity_sock_recv_frames(s->sock, r->frames, 4, NULL, 0);
     assert_int_equal(r->n, 2);
-    assert_int_equal(amity_msg_decode(r->frames[1].data, r->frames[1].len, &r->msg, why,
-                                      sizeof(why)),
-                     0);
+    assert_int_equal(
+        amity_msg_decode(r->frames[1].data, r->frames[1].len, &r->msg, why, sizeof(why)), 0);
     return 1;
 }
 
@@ -114,7 +113,7 @@ typedef struct {
     char why[S_N + 1][128];         /* last reason per tag */
     char id[S_N + 1][32];           /* id reported per tag */
     bool local[S_N + 1];
-    int total;                      /* callbacks */
+    int total; /* callbacks */
 } s_verdicts_t;
 
 static void
@@ -341,10 +340,12 @@ test_client_loop_unreachable_gives_up(void **state)
     assert_int_equal(st.replies, 0);
     assert_int_equal(st.in_flight, 3);
     assert_int_equal(vs.total, 0);
-    amity_client_abandon(c);
+    amity_client_abandon(c, NULL);
     assert_int_equal(vs.total, 3);
     for (int t = 1; t <= 3; t++) {
         assert_int_equal(vs.status[t], AMITY_STATUS_ABANDONED);
+        assert_string_equal(vs.why[t], "no verdict before the deadline");
+        assert_true(vs.local[t]);
     }
     amity_client_stats(c, &st);
     assert_int_equal(st.in_flight, 0);
@@ -379,8 +380,7 @@ test_client_loop_rejects_unencodable(void **state)
     assert_int_equal(amity_client_submit_json(c, json, strlen(json), 2, why, sizeof(why)),
                      AMITY_EINVAL);
     assert_non_null(strstr(why, "record:"));
-    assert_int_equal(amity_client_submit_json(c, "{\"id\"", 5, 3, why, sizeof(why)),
-                     AMITY_EINVAL);
+    assert_int_equal(amity_client_submit_json(c, "{\"id\"", 5, 3, why, sizeof(why)), AMITY_EINVAL);
     assert_true(strncmp(why, "json: ", 6) == 0);
     free(pad);
     free(json);
@@ -395,7 +395,7 @@ typedef struct {
     int n_events;
     amity_sub_event_t ev[8];
     uint64_t seq[8];
-    char text[8][256];   /* "a=1,b=2" */
+    char text[8][256]; /* "a=1,b=2" */
 } s_events_t;
 
 static void
@@ -549,7 +549,7 @@ test_client_loop_subscription(void **state)
 
 typedef struct {
     s_server_t srv;
-    bool refuse;      /* answer with an error */
+    bool refuse; /* answer with an error */
 } s_qserver_t;
 
 static void *

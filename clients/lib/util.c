@@ -60,8 +60,7 @@ amity_random64(void)
     if (v == 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        v = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^
-            ((uint64_t)getpid() << 32);
+        v = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
     }
     /* keep ids within 53 bits so any JSON tool shows them exactly */
     v &= (UINT64_C(1) << 53) - 1;
@@ -153,8 +152,7 @@ amity_dealer_recv(amity_dealer_t *d, amity_rx_t *rx)
     rx->n_frames = n;
     /* the body is the last frame; an empty delimiter frame may precede it */
     body = n - 1;
-    rc = amity_msg_decode(rx->frames[body].data, rx->frames[body].len, &rx->msg, why,
-                          sizeof(why));
+    rc = amity_msg_decode(rx->frames[body].data, rx->frames[body].len, &rx->msg, why, sizeof(why));
     if (rc != 0) {
         amity_log_warn_rl(5, "client: dropped a malformed message (%zu bytes): %s",
                           rx->frames[body].len, why);

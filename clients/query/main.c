@@ -18,7 +18,7 @@ static const char *s_summary =
     "integers. Exit 69 when notify does not answer within --timeout-ms.";
 
 typedef struct {
-    amity_total_t *t;  /* copies */
+    amity_total_t *t; /* copies */
     size_t n;
     size_t cap;
 } s_acc_t;
@@ -62,8 +62,7 @@ main(int argc, char **argv)
     int exit_code = 0;
     int rc;
 
-    r = amity_cli_load("amity-query", s_summary, "5000", &cfg, &opts, argc, argv, &args,
-                       &n_args);
+    r = amity_cli_load("amity-query", s_summary, "5000", &cfg, &opts, argc, argv, &args, &n_args);
     if (r != AMITY_CONFIG_RUN) {
         return r == AMITY_CONFIG_EXIT_OK ? 0 : AMITY_EXIT_CONFIG;
     }
@@ -85,8 +84,8 @@ main(int argc, char **argv)
         }
         amity_log_info("%zu totals at seq %llu", acc.n, (unsigned long long)seq);
     } else if (rc == AMITY_EAGAIN) {
-        fprintf(stderr, "amity-query: notify at %s did not answer within %lld ms\n",
-                opts.notify, (long long)cfg.timeout_ms);
+        fprintf(stderr, "amity-query: notify at %s did not answer within %lld ms\n", opts.notify,
+                (long long)cfg.timeout_ms);
         exit_code = S_EXIT_UNREACHABLE;
     } else {
         fprintf(stderr, "amity-query: %s\n", amity_strerror(rc));

@@ -33,34 +33,34 @@
 #include "amity/err.h"
 #include "amity/log.h"
 
-#define S_ARGS_MAX 20
-#define S_STOP_BUDGET_MS 10000      /* SIGTERM to SIGKILL */
+#define S_ARGS_MAX       20
+#define S_STOP_BUDGET_MS 10000 /* SIGTERM to SIGKILL */
 #define S_BACKOFF_MIN_MS 200
 #define S_BACKOFF_MAX_MS 10000
-#define S_STABLE_MS 30000           /* ran this long: the backoff starts over */
-#define S_READY_WARN_MS 20000
+#define S_STABLE_MS      30000 /* ran this long: the backoff starts over */
+#define S_READY_WARN_MS  20000
 
 typedef enum { S_STAGE_INGEST = 0, S_STAGE_VALIDATE, S_STAGE_NOTIFY, S_STAGE_AGGREGATE } s_stage_t;
 
 typedef struct {
-    char name[32];              /* "aggregate-0", "validate-1", "notify", "ingest" */
-    char *argv[S_ARGS_MAX];     /* exec argv, NULL-terminated (owned strings) */
-    s_stage_t stage;            /* shutdown order */
-    pid_t pid;                  /* running child, 0 when none */
-    int64_t started_ms;         /* when the running child started */
-    int64_t restart_ms;         /* > 0: start again at this time */
-    int backoff_ms;             /* next restart delay */
-    unsigned restarts;          /* restarts so far */
+    char name[32];          /* "aggregate-0", "validate-1", "notify", "ingest" */
+    char *argv[S_ARGS_MAX]; /* exec argv, NULL-terminated (owned strings) */
+    s_stage_t stage;        /* shutdown order */
+    pid_t pid;              /* running child, 0 when none */
+    int64_t started_ms;     /* when the running child started */
+    int64_t restart_ms;     /* > 0: start again at this time */
+    int backoff_ms;         /* next restart delay */
+    unsigned restarts;      /* restarts so far */
 } s_proc_t;
 
 typedef struct {
-    char *state;                /* state directory */
-    int64_t validators;         /* N */
-    int64_t shards;             /* S */
-    char *bin_dir;              /* where the daemons are ("" = our own directory) */
-    int64_t base_port;          /* P */
-    bool sync;                  /* false: aggregates get --no-sync */
-    char *log_level;            /* ours */
+    char *state;        /* state directory */
+    int64_t validators; /* N */
+    int64_t shards;     /* S */
+    char *bin_dir;      /* where the daemons are ("" = our own directory) */
+    int64_t base_port;  /* P */
+    bool sync;          /* false: aggregates get --no-sync */
+    char *log_level;    /* ours */
 } s_cfg_t;
 
 static const amity_opt_t s_opts[] = {
@@ -68,8 +68,7 @@ static const amity_opt_t s_opts[] = {
       "state directory (required): DIR/shard-K holds shard K's LMDB" },
     { "validators", AMITY_OPT_INT, offsetof(s_cfg_t, validators), "1", 1, 64,
       "amity-validate processes" },
-    { "shards", AMITY_OPT_INT, offsetof(s_cfg_t, shards), "1", 1, 64,
-      "aggregate shards" },
+    { "shards", AMITY_OPT_INT, offsetof(s_cfg_t, shards), "1", 1, 64, "aggregate shards" },
     { "bin-dir", AMITY_OPT_STR, offsetof(s_cfg_t, bin_dir), NULL, 0, 0,
       "directory of the daemons (default: this program's own)" },
     { "base-port", AMITY_OPT_INT, offsetof(s_cfg_t, base_port), "7700", 1, 64000,
@@ -100,8 +99,7 @@ static const amity_config_spec_t s_spec = {
 static s_proc_t *s_procs;
 static size_t s_n_procs;
 
-static char *
-s_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *s_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
 s_fmt(const char *fmt, ...)
@@ -255,8 +253,8 @@ s_reap(bool stopping)
             amity_log_info("%s %s", p->name, what);
             continue;
         }
-        if (WIFEXITED(status) && (WEXITSTATUS(status) == AMITY_EXIT_CONFIG ||
-                                  WEXITSTATUS(status) == 127)) {
+        if (WIFEXITED(status) &&
+            (WEXITSTATUS(status) == AMITY_EXIT_CONFIG || WEXITSTATUS(status) == 127)) {
             amity_log_error("%s %s (a usage or configuration error): not restarting it; "
                             "stopping the stack",
                             p->name, what);
@@ -268,8 +266,8 @@ s_reap(bool stopping)
         }
         p->restart_ms = now + p->backoff_ms;
         p->restarts++;
-        amity_log_warn("%s (pid %d) %s unexpectedly; restarting it in %d ms (restart %u)",
-                       p->name, (int)pid, what, p->backoff_ms, p->restarts);
+        amity_log_warn("%s (pid %d) %s unexpectedly; restarting it in %d ms (restart %u)", p->name,
+                       (int)pid, what, p->backoff_ms, p->restarts);
         p->backoff_ms *= 2;
         if (p->backoff_ms > S_BACKOFF_MAX_MS) {
             p->backoff_ms = S_BACKOFF_MAX_MS;
@@ -471,11 +469,11 @@ s_build(const s_cfg_t *cfg, const char *bin)
         snprintf(bind, sizeof(bind), "tcp://127.0.0.1:%d", p + 10 + 10 * k);
         snprintf(state, sizeof(state), "%s/shard-%d", cfg->state, k);
         if (cfg->sync) {
-            rc = s_add(bin, name, S_STAGE_AGGREGATE, "amity-aggregate", "--index", index,
-                       "--bind", bind, "--state", state, (const char *)NULL);
+            rc = s_add(bin, name, S_STAGE_AGGREGATE, "amity-aggregate", "--index", index, "--bind",
+                       bind, "--state", state, (const char *)NULL);
         } else {
-            rc = s_add(bin, name, S_STAGE_AGGREGATE, "amity-aggregate", "--index", index,
-                       "--bind", bind, "--state", state, "--no-sync", (const char *)NULL);
+            rc = s_add(bin, name, S_STAGE_AGGREGATE, "amity-aggregate", "--index", index, "--bind",
+                       bind, "--state", state, "--no-sync", (const char *)NULL);
         }
     }
     if (rc == 0) {

@@ -17,12 +17,12 @@
 #include "amity/log.h"
 #include "cli.h"
 
-#define S_EXIT_REJECTED 65
-#define S_EXIT_NOINPUT 66
+#define S_EXIT_REJECTED    65
+#define S_EXIT_NOINPUT     66
 #define S_EXIT_UNREACHABLE 69
-#define S_EXIT_TIMEOUT 75
+#define S_EXIT_TIMEOUT     75
 #define S_EXIT_INTERRUPTED 130
-#define S_LINE_MAX (1024 * 1024) /* longer lines are rejected unread */
+#define S_LINE_MAX         (1024 * 1024) /* longer lines are rejected unread */
 
 static const char *s_summary =
     "Submits records from a JSON Lines FILE (or - for stdin) to ingest, one\n"
@@ -34,7 +34,7 @@ static const char *s_summary =
     "75 timed out after some answers, 66 FILE unreadable, 2 usage error.";
 
 typedef struct {
-    const char *file;      /* name shown in reports */
+    const char *file;        /* name shown in reports */
     uint64_t local_rejected; /* lines rejected before sending */
 } s_run_t;
 
@@ -61,8 +61,7 @@ s_on_verdict(void *arg, const amity_verdict_info_t *v)
     } else if (v->status == AMITY_STATUS_DUPLICATE) {
         amity_log_debug("%s:%llu: %s: duplicate", run->file, (unsigned long long)v->tag, v->id);
     } else if (v->status == AMITY_STATUS_ABANDONED) {
-        fprintf(stderr, "%s:%llu: %s: %s\n", run->file, (unsigned long long)v->tag, v->id,
-                v->why);
+        fprintf(stderr, "%s:%llu: %s: %s\n", run->file, (unsigned long long)v->tag, v->id, v->why);
     }
 }
 
@@ -148,8 +147,7 @@ main(int argc, char **argv)
     int exit_code = 0;
     int rc = 0;
 
-    r = amity_cli_load("amity-submit", s_summary, "3000", &cfg, &opts, argc, argv, &args,
-                       &n_args);
+    r = amity_cli_load("amity-submit", s_summary, "3000", &cfg, &opts, argc, argv, &args, &n_args);
     if (r != AMITY_CONFIG_RUN) {
         return r == AMITY_CONFIG_EXIT_OK ? 0 : AMITY_EXIT_CONFIG;
     }
@@ -188,8 +186,18 @@ main(int argc, char **argv)
 
     for (;;) {
         char why[AMITY_WHY_MAX + 64];
-        int got = s_read_line(fp, &line, &cap, &len, &too_long);
+        int got;
 
+        if (s_interrupted) {
+            rc = AMITY_ETERM;
+            break;
+        }
+        got = s_read_line(fp, &line, &cap, &len, &too_long);
+
+        if (got < 0 && s_interrupted) {
+            rc = AMITY_ETERM;
+            break;
+        }
         if (got < 0) {
             fprintf(stderr, "amity-submit: reading %s: %s\n", run.file, strerror(errno));
             exit_code = S_EXIT_NOINPUT;
@@ -240,12 +248,12 @@ main(int argc, char **argv)
     if (gave_up || rc == AMITY_ETERM) {
         if (st.in_flight > 0) {
             fprintf(stderr, "amity-submit: %s: giving up on %zu records without a verdict\n",
-                    rc == AMITY_ETERM ? "interrupted" : (st.replies == 0
-                                                             ? "ingest unreachable"
-                                                             : "timed out"),
+                    rc == AMITY_ETERM ? "interrupted"
+                                      : (st.replies == 0 ? "ingest unreachable" : "timed out"),
                     st.in_flight);
         }
-        amity_client_abandon(client);
+        amity_client_abandon(client, rc == AMITY_ETERM ? "no verdict: interrupted"
+                                                       : "no verdict before the deadline");
     }
     printf("accepted %llu, duplicate %llu, rejected %llu\n", (unsigned long long)st.accepted,
            (unsigned long long)st.duplicate,

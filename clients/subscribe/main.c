@@ -31,8 +31,8 @@ s_on_signal(int sig)
 }
 
 typedef struct {
-    amity_buf_t line;   /* output line being built */
-    bool broken;        /* stdout is gone */
+    amity_buf_t line; /* output line being built */
+    bool broken;      /* stdout is gone */
 } s_out_t;
 
 static void
@@ -54,8 +54,7 @@ s_on_event(void *arg, amity_sub_event_t ev, uint64_t seq, const amity_total_t *t
         amity_log_error("out of memory formatting an update");
         return;
     }
-    if (fwrite(out->line.data, 1, out->line.len, stdout) != out->line.len ||
-        fflush(stdout) != 0) {
+    if (fwrite(out->line.data, 1, out->line.len, stdout) != out->line.len || fflush(stdout) != 0) {
         out->broken = true;
     }
 }

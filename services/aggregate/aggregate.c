@@ -42,67 +42,67 @@ enum { S_POLL_SIG = 0, S_POLL_SNAP, S_POLL_PULL, S_POLL_N };
 
 /*  One received apply message, kept until its batch is published. */
 typedef struct {
-    amity_frame_t frame;                 /* the message bytes (owned) */
-    amity_msg_t msg;                     /* decoded: views into frame */
-    char office[AMITY_OFFICE_MAX + 1];   /* msg.office as a C string */
+    amity_frame_t frame;               /* the message bytes (owned) */
+    amity_msg_t msg;                   /* decoded: views into frame */
+    char office[AMITY_OFFICE_MAX + 1]; /* msg.office as a C string */
 } s_pending_t;
 
 /*  Counters, logged every 10 s when changed and at exit. */
 typedef struct {
-    uint64_t applied;         /* items applied (committed) */
-    uint64_t accepted;        /* verdicts accepted */
-    uint64_t duplicate;       /* verdicts duplicate */
-    uint64_t rejected;        /* verdicts rejected (conflicts included) */
-    uint64_t conflicts;       /* same rev, other content */
-    uint64_t batches;         /* commits */
-    uint64_t keys_written;    /* totals keys written */
-    uint64_t commit_us;       /* time spent in commits */
-    uint64_t commit_us_max;   /* longest commit */
-    uint64_t failed_batches;  /* commits that failed (items dropped, clients resend) */
-    uint64_t bad_input;       /* PULL messages dropped: malformed, multi-frame, wrong type, bad office */
-    uint64_t snapreqs;        /* snapshot requests served */
-    uint64_t snap_errors;     /* snapshot requests refused or cut short */
-    uint64_t send_errors;     /* publications that could not be sent */
+    uint64_t applied;        /* items applied (committed) */
+    uint64_t accepted;       /* verdicts accepted */
+    uint64_t duplicate;      /* verdicts duplicate */
+    uint64_t rejected;       /* verdicts rejected (conflicts included) */
+    uint64_t conflicts;      /* same rev, other content */
+    uint64_t batches;        /* commits */
+    uint64_t keys_written;   /* totals keys written */
+    uint64_t commit_us;      /* time spent in commits */
+    uint64_t commit_us_max;  /* longest commit */
+    uint64_t failed_batches; /* commits that failed (items dropped, clients resend) */
+    uint64_t bad_input; /* PULL messages dropped: malformed, multi-frame, wrong type, bad office */
+    uint64_t snapreqs;  /* snapshot requests served */
+    uint64_t snap_errors; /* snapshot requests refused or cut short */
+    uint64_t send_errors; /* publications that could not be sent */
 } s_stats_t;
 
 struct aggregate {
-    void *ctx;                      /* ZeroMQ context (borrowed) */
-    int sfd;                        /* signalfd (borrowed) */
-    uint64_t index;                 /* shard index */
-    size_t batch_max;               /* records per commit */
-    int64_t batch_ms;               /* wait since the first pending record */
-    char ep[4][S_EP_MAX];           /* apply, verdicts, totals, snapshot endpoints */
-    void *pull;                     /* apply PULL (bound at +0) */
-    void *pub_verdicts;             /* verdicts PUB (+1) */
-    void *pub_totals;               /* totals PUB (+2) */
-    void *snap;                     /* snapshot ROUTER (+3) */
-    zmq_pollitem_t poll[S_POLL_N];  /* signal fd, snapshot, apply */
-    aggregate_db_t *db;             /* the shard's state */
+    void *ctx;                     /* ZeroMQ context (borrowed) */
+    int sfd;                       /* signalfd (borrowed) */
+    uint64_t index;                /* shard index */
+    size_t batch_max;              /* records per commit */
+    int64_t batch_ms;              /* wait since the first pending record */
+    char ep[4][S_EP_MAX];          /* apply, verdicts, totals, snapshot endpoints */
+    void *pull;                    /* apply PULL (bound at +0) */
+    void *pub_verdicts;            /* verdicts PUB (+1) */
+    void *pub_totals;              /* totals PUB (+2) */
+    void *snap;                    /* snapshot ROUTER (+3) */
+    zmq_pollitem_t poll[S_POLL_N]; /* signal fd, snapshot, apply */
+    aggregate_db_t *db;            /* the shard's state */
 
-    s_pending_t *pending;           /* received messages of the batch (capacity batch_max) */
-    size_t n_pending;               /* messages in pending */
-    aggregate_item_t *items;        /* their items, flattened in arrival order */
-    size_t n_items;                 /* items pending */
-    size_t items_cap;               /* entries allocated in items */
-    int64_t first_ms;               /* arrival of the first pending item (monotonic) */
+    s_pending_t *pending;    /* received messages of the batch (capacity batch_max) */
+    size_t n_pending;        /* messages in pending */
+    aggregate_item_t *items; /* their items, flattened in arrival order */
+    size_t n_items;          /* items pending */
+    size_t items_cap;        /* entries allocated in items */
+    int64_t first_ms;        /* arrival of the first pending item (monotonic) */
 
     /* publication memory, reused */
-    amity_buf_t out;                /* one encoded message */
-    amity_buf_t gkey;               /* group key: BE32(ing len) ing conn */
-    amity_map_t *groups;            /* group key -> size_t group number */
-    size_t *group_of;               /* per item: its group */
-    size_t *order;                  /* items sorted by group (stable) */
-    size_t *start;                  /* per group: first index in order (n_groups + 1) */
-    size_t grp_cap;                 /* entries allocated in group_of, order, start */
-    amity_verdict_t *vbuf;          /* verdicts of one message */
-    size_t vbuf_cap;                /* entries allocated in vbuf */
+    amity_buf_t out;       /* one encoded message */
+    amity_buf_t gkey;      /* group key: BE32(ing len) ing conn */
+    amity_map_t *groups;   /* group key -> size_t group number */
+    size_t *group_of;      /* per item: its group */
+    size_t *order;         /* items sorted by group (stable) */
+    size_t *start;         /* per group: first index in order (n_groups + 1) */
+    size_t grp_cap;        /* entries allocated in group_of, order, start */
+    amity_verdict_t *vbuf; /* verdicts of one message */
+    size_t vbuf_cap;       /* entries allocated in vbuf */
 
-    bool stopping;                  /* a stop signal arrived */
-    bool failed;                    /* the store is unusable: exit 1 */
-    int64_t last_totals_ms;         /* last totals message (commit or heartbeat) */
-    int64_t next_stats_ms;          /* next counters line */
-    s_stats_t stats;                /* counters */
-    s_stats_t logged;               /* counters as last logged */
+    bool stopping;          /* a stop signal arrived */
+    bool failed;            /* the store is unusable: exit 1 */
+    int64_t last_totals_ms; /* last totals message (commit or heartbeat) */
+    int64_t next_stats_ms;  /* next counters line */
+    s_stats_t stats;        /* counters */
+    s_stats_t logged;       /* counters as last logged */
 };
 
 int
@@ -217,10 +217,10 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
             amity_log_error("state: path too long");
             goto fail;
         }
-        snprintf(state, sizeof state, "%s", cfg->state);
+        (void)snprintf(state, sizeof state, "%s", cfg->state);
     } else {
-        snprintf(state, sizeof state, "./amity-state/shard-%llu",
-                 (unsigned long long)self->index);
+        (void)snprintf(state, sizeof state, "./amity-state/shard-%llu",
+                       (unsigned long long)self->index);
     }
 
     rc = AMITY_ENOMEM;
@@ -313,10 +313,10 @@ s_log_stats(aggregate_t *self, const char *when)
                    (unsigned long long)s->applied, (unsigned long long)s->accepted,
                    (unsigned long long)s->duplicate, (unsigned long long)s->rejected,
                    (unsigned long long)s->conflicts, (unsigned long long)s->batches, per_batch,
-                   (unsigned long long)s->keys_written, ms_avg,
-                   (double)s->commit_us_max / 1000.0, (unsigned long long)s->failed_batches,
-                   (unsigned long long)s->bad_input, (unsigned long long)s->snapreqs,
-                   (unsigned long long)s->snap_errors, (unsigned long long)s->send_errors);
+                   (unsigned long long)s->keys_written, ms_avg, (double)s->commit_us_max / 1000.0,
+                   (unsigned long long)s->failed_batches, (unsigned long long)s->bad_input,
+                   (unsigned long long)s->snapreqs, (unsigned long long)s->snap_errors,
+                   (unsigned long long)s->send_errors);
     self->logged = self->stats;
 }
 
@@ -622,9 +622,8 @@ s_commit(aggregate_t *self)
         if (r->n_kv > 0) {
             s_publish_totals(self, r->seq, r->kv, r->n_kv);
         }
-        amity_log_debug("commit seq=%llu records=%zu keys=%zu us=%llu",
-                        (unsigned long long)r->seq, r->n_done, r->n_kv,
-                        (unsigned long long)commit_us);
+        amity_log_debug("commit seq=%llu records=%zu keys=%zu us=%llu", (unsigned long long)r->seq,
+                        r->n_done, r->n_kv, (unsigned long long)commit_us);
         off += r->n_done;
     }
     s_release(self);
@@ -633,7 +632,7 @@ s_commit(aggregate_t *self)
 /*  Snapshot reply: the routing envelope of the request and its id. */
 typedef struct {
     aggregate_t *self;
-    const amity_frame_t *env;   /* routing id [, empty delimiter] */
+    const amity_frame_t *env; /* routing id [, empty delimiter] */
     int n_env;
     uint64_t req;
 } s_snapctx_t;
@@ -672,8 +671,7 @@ s_snap_chunk(uint64_t seq, const amity_kv_t *kv, size_t n_kv, bool more, void *a
 }
 
 static void
-s_reply_error(aggregate_t *self, const amity_frame_t *env, int n_env, uint64_t req,
-              const char *why)
+s_reply_error(aggregate_t *self, const amity_frame_t *env, int n_env, uint64_t req, const char *why)
 {
     amity_msg_t m;
     amity_msg_init(&m);
@@ -720,8 +718,8 @@ s_serve_one(aggregate_t *self)
     }
     if (m.type != AMITY_MSG_SNAPREQ) {
         self->stats.snap_errors++;
-        snprintf(why, sizeof why, "t: '%s' is not served here (snapreq expected)",
-                 amity_msg_type_name(m.type));
+        (void)snprintf(why, sizeof why, "t: '%s' is not served here (snapreq expected)",
+                       amity_msg_type_name(m.type));
         amity_log_warn_rl(10, "snapshot: %s", why);
         s_reply_error(self, f, n_env, m.req, why);
         goto out;
@@ -767,8 +765,7 @@ s_on_signal(aggregate_t *self)
             amity_log_warn("second signal %d, exiting now", sig);
             _exit(AMITY_EXIT_RUNTIME);
         }
-        amity_log_info("signal %d: stopping (committing %zu pending records)", sig,
-                       self->n_items);
+        amity_log_info("signal %d: stopping (committing %zu pending records)", sig, self->n_items);
         self->stopping = true;
         /* from now on a second INT/TERM ends the process at once, even
          * while the last commit or zmq_ctx_term runs */

@@ -14,14 +14,14 @@ typedef struct aggregate aggregate_t;
 
 /*  Options (section [aggregate]). */
 typedef struct {
-    char *bind;          /**< shard base endpoint tcp://HOST:PORT (PORT+0..+3 are bound) */
-    int64_t index;       /**< this shard's position in the `shards` list */
-    char *state;         /**< LMDB directory ("" = ./amity-state/shard-<index>) */
-    int64_t batch;       /**< most records in one commit */
-    int64_t batch_ms;    /**< longest wait since the first pending record */
-    bool no_sync;        /**< commits without fsync: benchmarks only */
-    int64_t map_size;    /**< initial LMDB map size in bytes (0 = store default) */
-    char *log_level;     /**< error|warn|info|debug */
+    char *bind;       /**< shard base endpoint tcp://HOST:PORT (PORT+0..+3 are bound) */
+    int64_t index;    /**< this shard's position in the `shards` list */
+    char *state;      /**< LMDB directory ("" = ./amity-state/shard-<index>) */
+    int64_t batch;    /**< most records in one commit */
+    int64_t batch_ms; /**< longest wait since the first pending record */
+    bool no_sync;     /**< commits without fsync: benchmarks only */
+    int64_t map_size; /**< initial LMDB map size in bytes (0 = store default) */
+    char *log_level;  /**< error|warn|info|debug */
 } aggregate_config_t;
 
 /*  The shard's endpoint number k (0 apply, 1 verdicts, 2 totals,

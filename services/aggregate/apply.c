@@ -29,41 +29,41 @@ typedef struct {
 } s_acc_t;
 
 struct aggregate_db {
-    amity_store_t *store;           /* the shard's LMDB environment */
-    uint64_t seq;                   /* last committed seq */
-    uint32_t n_rejects;             /* counter in rejects keys (same-ms uniqueness) */
+    amity_store_t *store; /* the shard's LMDB environment */
+    uint64_t seq;         /* last committed seq */
+    uint32_t n_rejects;   /* counter in rejects keys (same-ms uniqueness) */
 
     /* the batch being applied (borrowed for one aggregate_apply_batch) */
-    const aggregate_item_t *items;  /* input */
-    size_t n_items;                 /* input count */
+    const aggregate_item_t *items; /* input */
+    size_t n_items;                /* input count */
 
     /* per-batch memory, reused across batches */
-    amity_map_t *acc;               /* totals key -> s_acc_t */
-    size_t acc_bytes;               /* estimated encoded size of acc's keys in a totals message */
-    aggregate_verdict_t *verdicts;  /* one per item */
-    size_t *why_off;                /* per verdict: offset of its reason in `text`, or SIZE_MAX */
-    size_t verdicts_cap;            /* entries allocated in verdicts and why_off */
-    amity_buf_t text;               /* reasons written by this batch */
-    amity_kv_t *kv;                 /* changed totals, sorted: delta, then new value */
-    size_t kv_cap;                  /* entries allocated in kv */
-    aggregate_result_t result;      /* what the last batch did */
-    uint64_t txn_seq;               /* seq as the running txn leaves it */
+    amity_map_t *acc;              /* totals key -> s_acc_t */
+    size_t acc_bytes;              /* estimated encoded size of acc's keys in a totals message */
+    aggregate_verdict_t *verdicts; /* one per item */
+    size_t *why_off;               /* per verdict: offset of its reason in `text`, or SIZE_MAX */
+    size_t verdicts_cap;           /* entries allocated in verdicts and why_off */
+    amity_buf_t text;              /* reasons written by this batch */
+    amity_kv_t *kv;                /* changed totals, sorted: delta, then new value */
+    size_t kv_cap;                 /* entries allocated in kv */
+    aggregate_result_t result;     /* what the last batch did */
+    uint64_t txn_seq;              /* seq as the running txn leaves it */
 
     /* scratch */
-    amity_buf_t old;                /* stored record bytes */
-    amity_buf_t val;                /* value read from totals / meta */
-    amity_buf_t enc;                /* encoded reject value */
-    amity_record_t rec_new;         /* decoded incoming record */
-    amity_record_t rec_old;         /* decoded stored record */
-    amity_fields_t fields;          /* fields of a rejected record / reject value */
+    amity_buf_t old;                       /* stored record bytes */
+    amity_buf_t val;                       /* value read from totals / meta */
+    amity_buf_t enc;                       /* encoded reject value */
+    amity_record_t rec_new;                /* decoded incoming record */
+    amity_record_t rec_old;                /* decoded stored record */
+    amity_fields_t fields;                 /* fields of a rejected record / reject value */
     amity_delta_t d_new[AMITY_DELTAS_MAX]; /* contribution of the incoming record */
     amity_delta_t d_old[AMITY_DELTAS_MAX]; /* contribution of the stored one (negated) */
 
     /* snapshot chunk */
-    amity_kv_t *snap_kv;            /* chunk entries (key views fixed up before the callback) */
-    size_t *snap_off;               /* offsets of the chunk's keys in snap_keys */
-    size_t snap_cap;                /* entries allocated */
-    amity_buf_t snap_keys;          /* the chunk's key bytes */
+    amity_kv_t *snap_kv;   /* chunk entries (key views fixed up before the callback) */
+    size_t *snap_off;      /* offsets of the chunk's keys in snap_keys */
+    size_t snap_cap;       /* entries allocated */
+    amity_buf_t snap_keys; /* the chunk's key bytes */
 };
 
 void
@@ -319,8 +319,8 @@ s_verdict(aggregate_db_t *self, size_t i, amity_verdict_status_t status)
 
 /*  Sets verdict i to rejected with a reason formatted into the batch's
  *  text (an offset now: text may move until the batch ends). */
-static int
-s_reject(aggregate_db_t *self, size_t i, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int s_reject(aggregate_db_t *self, size_t i, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 s_reject(aggregate_db_t *self, size_t i, const char *fmt, ...)
@@ -381,20 +381,24 @@ s_put_reject(aggregate_db_t *self, amity_txn_t *txn, const char *office, const c
 
     amity_fields_t *f = &self->fields;
     f->n_fields = 5;
-    f->fields[0] = (amity_field_t){ .name = "v", .name_len = 1,
-                                    .val = { .type = AMITY_VAL_UINT, .as.u = 1 } };
-    f->fields[1] = (amity_field_t){ .name = "id", .name_len = 2,
-                                    .val = { .type = AMITY_VAL_STR,
-                                             .as.s = { .ptr = id, .len = id_len } } };
-    f->fields[2] = (amity_field_t){ .name = "why", .name_len = 3,
-                                    .val = { .type = AMITY_VAL_STR,
-                                             .as.s = { .ptr = why, .len = why_len } } };
-    f->fields[3] = (amity_field_t){ .name = "ts", .name_len = 2,
+    f->fields[0] =
+        (amity_field_t){ .name = "v", .name_len = 1, .val = { .type = AMITY_VAL_UINT, .as.u = 1 } };
+    f->fields[1] =
+        (amity_field_t){ .name = "id",
+                         .name_len = 2,
+                         .val = { .type = AMITY_VAL_STR, .as.s = { .ptr = id, .len = id_len } } };
+    f->fields[2] =
+        (amity_field_t){ .name = "why",
+                         .name_len = 3,
+                         .val = { .type = AMITY_VAL_STR, .as.s = { .ptr = why, .len = why_len } } };
+    f->fields[3] = (amity_field_t){ .name = "ts",
+                                    .name_len = 2,
                                     .val = { .type = AMITY_VAL_UINT, .as.u = ts } };
-    f->fields[4] = (amity_field_t){ .name = "rec", .name_len = 3,
-                                    .val = { .type = AMITY_VAL_BIN,
-                                             .as.s = { .ptr = (const char *)rec.ptr,
-                                                       .len = rec.len } } };
+    f->fields[4] =
+        (amity_field_t){ .name = "rec",
+                         .name_len = 3,
+                         .val = { .type = AMITY_VAL_BIN,
+                                  .as.s = { .ptr = (const char *)rec.ptr, .len = rec.len } } };
     amity_buf_reset(&self->enc);
     int rc = amity_fields_encode(f, &self->enc);
     if (rc < 0) {
@@ -486,8 +490,7 @@ s_apply_ok(aggregate_db_t *self, amity_txn_t *txn, size_t i)
     if (!rn->retract) {
         n_new = amity_keys_derive(rn, it->office, +1, self->d_new);
         if (n_new < 0) {
-            amity_log_warn_rl(10, "no totals keys for record office=%s id=%s", it->office,
-                              rn->id);
+            amity_log_warn_rl(10, "no totals keys for record office=%s id=%s", it->office, rn->id);
             return s_reject(self, i, "record: its totals keys cannot be derived");
         }
     }
@@ -512,8 +515,8 @@ s_apply_ok(aggregate_db_t *self, amity_txn_t *txn, size_t i)
     rc = amity_record_decode(self->old.data, self->old.len, ro, why, sizeof why);
     if (rc < 0) {
         /* our own bytes no longer decode: refuse this id rather than the batch */
-        amity_log_error("state: stored record unreadable office=%s id=%s: %s", it->office,
-                        rn->id, why);
+        amity_log_error("state: stored record unreadable office=%s id=%s: %s", it->office, rn->id,
+                        why);
         return s_reject(self, i, "id: %s cannot be updated: the stored revision is unreadable",
                         rn->id);
     }
@@ -568,9 +571,9 @@ static bool
 s_batch_full(const aggregate_db_t *self)
 {
     /* a correction touches at most 2 x AMITY_DELTAS_MAX keys */
-    size_t worst = 2 * AMITY_DELTAS_MAX;
+    size_t worst = (size_t)2 * AMITY_DELTAS_MAX;
     return amity_map_size(self->acc) + worst > AGGREGATE_KV_PER_COMMIT ||
-           self->acc_bytes + worst * (AMITY_KEY_MAX + 11) > AGGREGATE_KV_BYTES_PER_COMMIT;
+           self->acc_bytes + worst * ((size_t)AMITY_KEY_MAX + 11) > AGGREGATE_KV_BYTES_PER_COMMIT;
 }
 
 /*  LMDB's key order: bytes, then length. */
@@ -677,8 +680,8 @@ s_txn_apply(amity_txn_t *txn, void *arg)
         rc = amity_txn_get(txn, AGGREGATE_DB_TOTALS, key, key_len, &self->val);
         if (rc == 0) {
             if (self->val.len != 8) {
-                amity_log_error("state: total of %.*s has %zu bytes, expected 8", (int)key_len,
-                                key, self->val.len);
+                amity_log_error("state: total of %.*s has %zu bytes, expected 8", (int)key_len, key,
+                                self->val.len);
                 return AMITY_EIO;
             }
             total = s_i64_from_u64(aggregate_be64_get(self->val.data));
@@ -762,7 +765,7 @@ typedef struct {
     aggregate_chunk_fn cb;
     void *arg;
     uint64_t seq;
-    size_t n;           /* keys in the current chunk */
+    size_t n; /* keys in the current chunk */
 } s_snap_t;
 
 static int
@@ -815,8 +818,7 @@ s_txn_snapshot(amity_txn_t *txn, void *arg)
     }
     s->n = 0;
     amity_buf_reset(&s->self->snap_keys);
-    rc = amity_txn_scan(txn, AGGREGATE_DB_TOTALS, s->prefix, s->prefix_len, NULL, 0, s_snap_key,
-                        s);
+    rc = amity_txn_scan(txn, AGGREGATE_DB_TOTALS, s->prefix, s->prefix_len, NULL, 0, s_snap_key, s);
     if (rc < 0) {
         return rc;
     }
@@ -824,8 +826,8 @@ s_txn_snapshot(amity_txn_t *txn, void *arg)
 }
 
 int
-aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_len,
-                      size_t chunk_max, aggregate_chunk_fn cb, void *arg)
+aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_len, size_t chunk_max,
+                      aggregate_chunk_fn cb, void *arg)
 {
     AMITY_ASSERT(self && cb && (prefix || prefix_len == 0));
     if (chunk_max == 0) {

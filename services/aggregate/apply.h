@@ -25,49 +25,49 @@
 /*  Database handles of the shard's store (indexes into its opts.dbs). */
 enum { AGGREGATE_DB_RECORDS = 0, AGGREGATE_DB_TOTALS, AGGREGATE_DB_REJECTS, AGGREGATE_DB_META };
 
-#define AGGREGATE_FORMAT     1       /**< meta "format" this code reads and writes */
-#define AGGREGATE_SNAP_CHUNK 10000   /**< keys in one snap chunk */
+#define AGGREGATE_FORMAT     1     /**< meta "format" this code reads and writes */
+#define AGGREGATE_SNAP_CHUNK 10000 /**< keys in one snap chunk */
 
 /*  A commit publishes all its changed totals in ONE totals message (notify
  *  relies on seq moving by exactly one per non-empty message), so a batch
  *  stops taking records once this many distinct keys changed; the rest is
  *  applied by the next commit. Keeps the message far below AMITY_MSG_MAX. */
-#define AGGREGATE_KV_PER_COMMIT 32768
-#define AGGREGATE_KV_BYTES_PER_COMMIT (3u * 1024u * 1024u)
+#define AGGREGATE_KV_PER_COMMIT       32768
+#define AGGREGATE_KV_BYTES_PER_COMMIT ((size_t)3 * 1024 * 1024)
 
 typedef struct aggregate_db aggregate_db_t;
 
 /*  One pending item of an apply message, borrowed by the batch function. */
 typedef struct {
-    const char *office;   /**< NUL-terminated sending office (the apply message's) */
-    amity_view_t ing;     /**< ingest instance id: the verdict's topic */
-    amity_view_t conn;    /**< the client's routing id */
-    uint64_t tag;         /**< the client's tag, echoed in the verdict */
-    bool ok;              /**< passed validation: rec is canonical */
-    amity_view_t rec;     /**< canonical record (ok) or the original bytes */
-    amity_view_t why;     /**< the validator's reason when !ok */
+    const char *office; /**< NUL-terminated sending office (the apply message's) */
+    amity_view_t ing;   /**< ingest instance id: the verdict's topic */
+    amity_view_t conn;  /**< the client's routing id */
+    uint64_t tag;       /**< the client's tag, echoed in the verdict */
+    bool ok;            /**< passed validation: rec is canonical */
+    amity_view_t rec;   /**< canonical record (ok) or the original bytes */
+    amity_view_t why;   /**< the validator's reason when !ok */
 } aggregate_item_t;
 
 /*  The verdict of one item. */
 typedef struct {
     amity_verdict_status_t status;
-    amity_view_t why;     /**< reason when rejected (else empty); valid until the next batch */
+    amity_view_t why; /**< reason when rejected (else empty); valid until the next batch */
 } aggregate_verdict_t;
 
 /*  What one committed batch did; owned by the db, valid until the next
  *  aggregate_apply_batch call. */
 typedef struct {
-    size_t n_done;                  /**< items applied: items[0 .. n_done) */
-    aggregate_verdict_t *verdicts;  /**< n_done verdicts, parallel to the items */
-    uint64_t seq;                   /**< the shard's seq after the commit */
-    size_t n_kv;                    /**< changed totals (seq moved iff n_kv > 0) */
-    amity_kv_t *kv;                 /**< their new absolute values */
-    size_t n_accepted;              /**< verdicts accepted */
-    size_t n_duplicate;             /**< verdicts duplicate (resends and stale revs) */
-    size_t n_rejected;              /**< verdicts rejected (conflicts included) */
-    size_t n_conflicts;             /**< same rev, other content */
-    size_t n_records_written;       /**< puts into records */
-    size_t n_rejects_written;       /**< puts into rejects */
+    size_t n_done;                 /**< items applied: items[0 .. n_done) */
+    aggregate_verdict_t *verdicts; /**< n_done verdicts, parallel to the items */
+    uint64_t seq;                  /**< the shard's seq after the commit */
+    size_t n_kv;                   /**< changed totals (seq moved iff n_kv > 0) */
+    amity_kv_t *kv;                /**< their new absolute values */
+    size_t n_accepted;             /**< verdicts accepted */
+    size_t n_duplicate;            /**< verdicts duplicate (resends and stale revs) */
+    size_t n_rejected;             /**< verdicts rejected (conflicts included) */
+    size_t n_conflicts;            /**< same rev, other content */
+    size_t n_records_written;      /**< puts into records */
+    size_t n_rejects_written;      /**< puts into rejects */
 } aggregate_result_t;
 
 /*  Opens (creating) the shard's LMDB environment in dir (parents created),

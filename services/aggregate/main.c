@@ -30,10 +30,9 @@ static const amity_opt_t s_opts[] = {
       "longest wait in ms since the first pending record before committing" },
     { "no-sync", AMITY_OPT_BOOL, offsetof(aggregate_config_t, no_sync), "false", 0, 0,
       "commit without fsync (benchmarks only: a crash can lose acknowledged records)" },
-    { "map-size", AMITY_OPT_INT, offsetof(aggregate_config_t, map_size), "0", 0,
-      (int64_t)1 << 40, "initial LMDB map size in bytes (0 = 64 MiB; grows when full)" },
-    { "log-level", AMITY_OPT_STR, offsetof(aggregate_config_t, log_level), "info", 0, 0,
-      "error, warn, info or debug" },
+    { "map-size", AMITY_OPT_INT, offsetof(aggregate_config_t, map_size), "0", 0, (int64_t)1 << 40,
+      "initial LMDB map size in bytes (0 = 64 MiB; grows when full)" },
+    AMITY_OPT_LOG_LEVEL(aggregate_config_t, log_level),
 };
 
 static const amity_config_spec_t s_spec = {
@@ -64,12 +63,7 @@ main(int argc, char **argv)
     default:
         goto out;
     }
-    if (amity_log_set_level(cfg.log_level) != 0) {
-        fprintf(stderr, "amity-aggregate: log-level: '%s' is not error, warn, info or debug\n",
-                cfg.log_level);
-        goto out;
-    }
-
+    /* log-level is checked and applied by the loader */
     code = AMITY_EXIT_RUNTIME;
     sfd = amity_signals_open(); /* before the context: its threads inherit the mask */
     if (sfd < 0) {

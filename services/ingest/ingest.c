@@ -28,6 +28,7 @@
 #include "amity/keys.h"
 #include "amity/log.h"
 #include "amity/proto.h"
+#include "amity/record.h"
 #include "amity/signals.h"
 #include "amity/sock.h"
 
@@ -46,6 +47,14 @@ struct ingest_t {
     const char *work;              /* validator PUSH endpoint (borrowed) */
     const amity_strlist_t *shards; /* shard base endpoints (borrowed) */
     int64_t max_msg;               /* ZMQ_MAXMSGSIZE on the client ROUTER */
+    const char *clients_dir;       /* offices' certificates (NULL: development mode) */
+    const char *peers_dir;         /* services' certificates (NULL: work in clear) */
+    bool secure;                   /* offices are known by their keys */
+    amity_keypair_t own;           /* our certificate (public_txt "" without keys) */
+    amity_keypair_t *shard_pub;    /* [n shards] shards' public keys, or NULL */
+    amity_auth_t *auth;            /* the ZAP handler (NULL without keys) */
+    void *mon_clients;             /* handshake monitor of clients (NULL without keys) */
+    void *mon_work;                /* handshake monitor of validators (NULL: no CURVE) */
     char id[INGEST_ID_LEN + 1];    /* "ing-" + 16 hex: our verdict topic */
     void *clients;                 /* ROUTER bound at bind */
     void *validators;              /* PUSH bound at work */
@@ -191,12 +200,111 @@ ingest_out_clear(ingest_out_t *out)
 /* ------------------------------------------------------------------ */
 /* lifecycle                                                            */
 
+static bool
+s_set(const char *opt)
+{
+    return opt != NULL && opt[0] != '\0';
+}
+
+/* The key options go together, and without them nothing but this machine
+ * may reach a bound socket (ARCHITECTURE.md promise 6): offices would name
+ * themselves and anyone could pull work. Logs what to set. */
+static int
+s_check_keys(const ingest_opts_t *opts)
+{
+    bool key = s_set(opts->key);
+    bool clients = s_set(opts->clients_dir);
+    bool peers = s_set(opts->peers_dir);
+    size_t n_shard_keys = opts->shard_keys != NULL ? opts->shard_keys->n : 0;
+    size_t i;
+
+    if (key != clients) {
+        amity_log_error("%s: set --key and --clients-dir together (the server's secret "
+                        "certificate and the directory of the offices' public ones)",
+                        key ? "key" : "clients-dir");
+        return AMITY_EINVAL;
+    }
+    if (peers && !key) {
+        amity_log_error("peers-dir: needs --key (and --clients-dir)");
+        return AMITY_EINVAL;
+    }
+    if (n_shard_keys > 0 && !key) {
+        amity_log_error("shard-keys: needs --key (ingest's own certificate, registered in "
+                        "each shard's --peers-dir)");
+        return AMITY_EINVAL;
+    }
+    if (n_shard_keys > 0 && n_shard_keys != opts->shards->n) {
+        amity_log_error("shard-keys: %zu certificate(s) for %zu shard(s); give one per shard, "
+                        "in the order of --shards",
+                        n_shard_keys, opts->shards->n);
+        return AMITY_EINVAL;
+    }
+    if (!clients && !amity_endpoint_is_loopback(opts->bind)) {
+        amity_log_error("bind: %s is not loopback; set --key and --clients-dir to serve "
+                        "offices across machines",
+                        opts->bind);
+        return AMITY_EINVAL;
+    }
+    if (!peers && !amity_endpoint_is_loopback(opts->work)) {
+        amity_log_error("work: %s is not loopback; set --key and --peers-dir to serve "
+                        "validators across machines",
+                        opts->work);
+        return AMITY_EINVAL;
+    }
+    for (i = 0; n_shard_keys == 0 && i < opts->shards->n; i++) {
+        if (!amity_endpoint_is_loopback(opts->shards->items[i])) {
+            amity_log_warn("shards: %s is not loopback and --shard-keys is not set: verdicts "
+                           "from it travel in clear (the shard refuses unless it runs "
+                           "without keys)",
+                           opts->shards->items[i]);
+        }
+    }
+    return 0;
+}
+
+/* Reads the key files named by opts into self. */
+static int
+s_load_keys(ingest_t *self, const ingest_opts_t *opts)
+{
+    size_t i;
+
+    if (!s_set(opts->key)) {
+        return 0;
+    }
+    if (amity_keypair_load(opts->key, &self->own) != 0) {
+        amity_log_error("key: cannot read the certificate %s", opts->key);
+        return AMITY_EINVAL;
+    }
+    if (self->own.secret_txt[0] == '\0') {
+        amity_log_error("key: %s holds no secret key; give the NAME_secret file that "
+                        "amity-keygen wrote",
+                        opts->key);
+        return AMITY_EINVAL;
+    }
+    if (opts->shard_keys == NULL || opts->shard_keys->n == 0) {
+        return 0;
+    }
+    self->shard_pub = calloc(opts->shard_keys->n, sizeof *self->shard_pub);
+    if (self->shard_pub == NULL) {
+        return AMITY_ENOMEM;
+    }
+    for (i = 0; i < opts->shard_keys->n; i++) {
+        if (amity_keypair_load(opts->shard_keys->items[i], &self->shard_pub[i]) != 0) {
+            amity_log_error("shard-keys: cannot read the certificate %s (item %zu)",
+                            opts->shard_keys->items[i], i + 1);
+            return AMITY_EINVAL;
+        }
+    }
+    return 0;
+}
+
 int
 ingest_new(ingest_t **out, const ingest_opts_t *opts)
 {
     ingest_t *self;
     char ep[ENDPOINT_MAX];
     size_t i;
+    int rc;
 
     AMITY_ASSERT(out != NULL && opts != NULL);
     *out = NULL;
@@ -206,20 +314,6 @@ ingest_new(ingest_t **out, const ingest_opts_t *opts)
     }
     if (opts->work == NULL || opts->work[0] == '\0') {
         amity_log_error("work: an endpoint is required");
-        return AMITY_EINVAL;
-    }
-    /* development mode: offices name themselves, so nothing but this
-     * machine may reach us (ARCHITECTURE.md promise 6) */
-    if (!amity_endpoint_is_loopback(opts->bind)) {
-        amity_log_error("bind: '%s' is not a loopback endpoint; without keys (development "
-                        "mode) ingest binds only 127.0.0.0/8, ::1, ipc:// or inproc://",
-                        opts->bind);
-        return AMITY_EINVAL;
-    }
-    if (!amity_endpoint_is_loopback(opts->work)) {
-        amity_log_error("work: '%s' is not a loopback endpoint; without keys (development "
-                        "mode) ingest binds only 127.0.0.0/8, ::1, ipc:// or inproc://",
-                        opts->work);
         return AMITY_EINVAL;
     }
     if (opts->shards == NULL || opts->shards->n == 0) {
@@ -240,6 +334,9 @@ ingest_new(ingest_t **out, const ingest_opts_t *opts)
                         INGEST_MAX_MSG_MAX);
         return AMITY_EINVAL;
     }
+    if (s_check_keys(opts) != 0) {
+        return AMITY_EINVAL;
+    }
 
     self = calloc(1, sizeof *self);
     if (self == NULL) {
@@ -249,9 +346,17 @@ ingest_new(ingest_t **out, const ingest_opts_t *opts)
     self->work = opts->work;
     self->shards = opts->shards;
     self->max_msg = opts->max_msg;
+    self->clients_dir = s_set(opts->clients_dir) ? opts->clients_dir : NULL;
+    self->peers_dir = s_set(opts->peers_dir) ? opts->peers_dir : NULL;
+    self->secure = self->clients_dir != NULL;
     s_random_id(self->id);
     amity_msg_init(&self->msg);
     ingest_out_init(&self->out);
+    rc = s_load_keys(self, opts);
+    if (rc != 0) {
+        ingest_destroy(&self);
+        return rc;
+    }
     *out = self;
     return 0;
 }
@@ -269,8 +374,14 @@ ingest_destroy(ingest_t **self_p)
     amity_sock_close(&self->clients);
     amity_sock_close(&self->validators);
     amity_sock_close(&self->verdicts);
+    amity_sock_close(&self->mon_clients);
+    amity_sock_close(&self->mon_work);
+    amity_auth_destroy(&self->auth);
     amity_msg_clear(&self->msg);
     ingest_out_clear(&self->out);
+    free(self->shard_pub);
+    /* the secret key does not outlive its use */
+    memset(&self->own, 0, sizeof self->own);
     free(self);
     *self_p = NULL;
 }
@@ -315,15 +426,61 @@ s_error_reply(ingest_t *self, const void *conn, size_t conn_len, const char *why
     return 0;
 }
 
+bool
+ingest_secure(const ingest_t *self)
+{
+    AMITY_ASSERT(self != NULL);
+    return self->secure;
+}
+
+/* Secure mode: the office is the key's, whatever the message says. Fills
+ * *office, or an error reply and returns 1. */
+static int
+s_office_of_key(ingest_t *self, const amity_peer_t *peer, const amity_msg_t *m,
+                const void *conn, size_t conn_len, const char *conn_hex, amity_view_t *office,
+                ingest_out_t *out, int *rc)
+{
+    char claimed[AMITY_OFFICE_MAX + 1];
+    char reply[AMITY_WHY_MAX];
+    size_t own = strlen(peer->name);
+
+    if (m->office.len > 0 && (m->office.len != own || memcmp(m->office.ptr, peer->name, own))) {
+        /* another office's name: an attempt worth the operator's eye */
+        self->stats.office_mismatch++;
+        (void)amity_text_sanitize(claimed, sizeof claimed, (const char *)m->office.ptr,
+                                  m->office.len);
+        amity_log_warn_rl(1,
+                          "submit refused: cross-office attempt conn=%s key=%s office=%s "
+                          "claimed=\"%s\" office_mismatch=%" PRIu64,
+                          conn_hex, peer->public_txt, peer->name, claimed,
+                          self->stats.office_mismatch);
+        (void)snprintf(reply, sizeof reply,
+                       "office: '%s' is not the office of this key ('%s'); leave office out",
+                       claimed, peer->name);
+        *rc = s_error_reply(self, conn, conn_len, reply, out);
+        return 1;
+    }
+    *office = amity_view_str(peer->name);
+    return 0;
+}
+
 int
 ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *lens, int n_frames,
                      ingest_out_t *out)
+{
+    return ingest_handle_client_as(self, NULL, frames, lens, n_frames, out);
+}
+
+int
+ingest_handle_client_as(ingest_t *self, const amity_peer_t *peer, const void *const *frames,
+                        const size_t *lens, int n_frames, ingest_out_t *out)
 {
     char why[AMITY_WHY_MAX];
     char conn_hex[2 * 256 + 1];
     char reply[AMITY_WHY_MAX + 64];
     amity_msg_t work;
     amity_msg_t *m = &self->msg;
+    amity_view_t office;
     int rc;
 
     AMITY_ASSERT(self != NULL && out != NULL);
@@ -340,6 +497,18 @@ ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *le
                           conn_hex, n_frames - 1);
         (void)snprintf(reply, sizeof reply, "message: expected 1 frame, got %d", n_frames - 1);
         return s_error_reply(self, frames[0], lens[0], reply, out);
+    }
+    if (self->secure && (peer == NULL || !peer->is_office)) {
+        /* admitted by the ZAP handler once, but the key has since been
+         * removed (SIGHUP), or it is not an office's: nothing of it passes */
+        self->stats.unauthenticated++;
+        amity_log_warn_rl(1,
+                          "client message refused conn=%s why=\"%s\" unauthenticated=%" PRIu64,
+                          conn_hex,
+                          peer == NULL ? "key not registered (revoked?)" : "not an office's key",
+                          self->stats.unauthenticated);
+        return s_error_reply(self, frames[0], lens[0],
+                             "auth: this key is not registered as an office's", out);
     }
 
     amity_msg_clear(m);
@@ -364,13 +533,22 @@ ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *le
         amity_msg_clear(m);
         return rc;
     }
-    /* development mode: the office is what the client says it is */
-    if (m->office.len == 0 || !amity_office_valid((const char *)m->office.ptr, m->office.len)) {
+    if (self->secure) {
+        /* never the routing id, which the client chooses */
+        if (s_office_of_key(self, peer, m, frames[0], lens[0], conn_hex, &office, out, &rc)) {
+            amity_msg_clear(m);
+            return rc;
+        }
+    } else if (m->office.len == 0 ||
+               !amity_office_valid((const char *)m->office.ptr, m->office.len)) {
+        /* development mode: the office is what the client says it is */
         self->stats.bad_submits++;
         amity_log_warn_rl(10, "submit refused conn=%s why=\"%s\"", conn_hex, OFFICE_REQUIRED);
         rc = s_error_reply(self, frames[0], lens[0], OFFICE_REQUIRED, out);
         amity_msg_clear(m);
         return rc;
+    } else {
+        office = m->office;
     }
 
     amity_msg_init(&work);
@@ -378,7 +556,7 @@ ingest_handle_client(ingest_t *self, const void *const *frames, const size_t *le
     work.ing = amity_view_str(self->id);
     work.conn.ptr = frames[0];
     work.conn.len = lens[0];
-    work.office = m->office;
+    work.office = office;
     work.n_items = m->n_items;
     work.items = m->items; /* borrowed: record bytes copied verbatim */
     rc = amity_msg_encode(&work, &out->work);

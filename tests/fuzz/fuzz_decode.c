@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void
 s_die(const char *what)
 {
-    fprintf(stderr, "fuzz_decode: invariant broken: %s\n", what);
+    (void)fprintf(stderr, "fuzz_decode: invariant broken: %s\n", what);
     abort();
 }
 
@@ -56,7 +56,7 @@ s_check_record(const uint8_t *p, size_t n)
         s_die("a valid record does not encode");
     }
     if (amity_record_decode(canon.data, canon.len, &back, why, sizeof(why)) != 0) {
-        fprintf(stderr, "fuzz_decode: canonical record refused: %s\n", why);
+        (void)fprintf(stderr, "fuzz_decode: canonical record refused: %s\n", why);
         s_die("canonical record does not decode");
     }
     if (!amity_record_equal(&rec, &back)) {
@@ -84,7 +84,7 @@ s_check_reencode(const amity_msg_t *m)
         s_die("a decoded message does not encode");
     }
     if (amity_msg_decode(one.data, one.len, &m2, why, sizeof(why)) != 0) {
-        fprintf(stderr, "fuzz_decode: re-encoded message refused: %s\n", why);
+        (void)fprintf(stderr, "fuzz_decode: re-encoded message refused: %s\n", why);
         s_die("re-encoded message does not decode");
     }
     if (amity_msg_encode(&m2, &two) != 0 || two.len != one.len ||
@@ -127,7 +127,7 @@ s_run_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "test_fuzz_corpus: cannot open %s\n", path);
+        (void)fprintf(stderr, "test_fuzz_corpus: cannot open %s\n", path);
         return -1;
     }
     amity_buf_t b;
@@ -136,12 +136,12 @@ s_run_file(const char *path)
     size_t n;
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
         if (amity_buf_append(&b, chunk, n) != 0) {
-            fclose(f);
+            (void)fclose(f);
             amity_buf_clear(&b);
             return -1;
         }
     }
-    fclose(f);
+    (void)fclose(f);
     /* an exact-size copy, so that a read past the end is caught */
     uint8_t *copy = malloc(b.len ? b.len : 1);
     if (!copy) {
@@ -163,10 +163,10 @@ static int
 s_write(const char *dir, const char *name, const amity_buf_t *b)
 {
     char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     if (!f) {
-        fprintf(stderr, "test_fuzz_corpus: cannot write %s\n", path);
+        (void)fprintf(stderr, "test_fuzz_corpus: cannot write %s\n", path);
         return -1;
     }
     size_t n = fwrite(b->data, 1, b->len, f);
@@ -371,7 +371,7 @@ s_seed(const char *dir)
         items[i].rec.len = recs[i].len;
         items[i].ok = i % 3 != 2;
         items[i].why = amity_view_str("date: 2017-02-30 is not a calendar date");
-        snprintf(name, sizeof(name), "record-%02d", i);
+        (void)snprintf(name, sizeof(name), "record-%02d", i);
         rc |= s_write(dir, name, &recs[i]);
     }
     verdicts[0] = (amity_verdict_t){ 1, AMITY_VERDICT_ACCEPTED, { NULL, 0 } };
@@ -413,12 +413,12 @@ s_seed(const char *dir)
             }
             amity_buf_reset(&b);
             if (amity_msg_encode(&m, &b) != 0) {
-                fprintf(stderr, "test_fuzz_corpus: cannot encode %s\n",
-                        amity_msg_type_name(m.type));
+                (void)fprintf(stderr, "test_fuzz_corpus: cannot encode %s\n",
+                              amity_msg_type_name(m.type));
                 rc = -1;
                 continue;
             }
-            snprintf(name, sizeof(name), "%s-%d", amity_msg_type_name(m.type), variant);
+            (void)snprintf(name, sizeof(name), "%s-%d", amity_msg_type_name(m.type), variant);
             rc |= s_write(dir, name, &b);
         }
     }
@@ -447,7 +447,7 @@ main(int argc, char **argv)
         return s_seed(argv[2]) == 0 ? 0 : 1;
     }
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CORPUS_DIR|FILE... | --seed DIR\n", argv[0]);
+        (void)fprintf(stderr, "usage: %s CORPUS_DIR|FILE... | --seed DIR\n", argv[0]);
         return 2;
     }
     int n_run = 0;
@@ -466,7 +466,7 @@ main(int argc, char **argv)
                 continue;
             }
             char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[a], e->d_name);
+            (void)snprintf(path, sizeof(path), "%s/%s", argv[a], e->d_name);
             if (s_run_file(path) != 0) {
                 closedir(d);
                 return 1;
@@ -475,7 +475,7 @@ main(int argc, char **argv)
         }
         closedir(d);
     }
-    printf("test_fuzz_corpus: %d inputs, no invariant broken\n", n_run);
+    (void)printf("test_fuzz_corpus: %d inputs, no invariant broken\n", n_run);
     return n_run > 0 ? 0 : 1;
 }
 #endif

@@ -135,8 +135,14 @@ def mkdtemp(prefix):
     return d
 
 
+class Abort(AssertionError):
+    """Raised by a wait_until predicate to stop waiting at once."""
+
+
 def wait_until(pred, timeout, interval=0.1, what="condition"):
-    """Polls pred() until true; returns its value. Bounded by timeout."""
+    """Polls pred() until true; returns its value. Bounded by timeout.
+    Exceptions from pred are retried (and reported at the timeout), except
+    Abort, which ends the wait at once."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while True:
@@ -144,6 +150,8 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
             v = pred()
             if v:
                 return v
+        except Abort:
+            raise
         except Exception as e:  # noqa: BLE001 - reported below
             last_exc = e
         if time.monotonic() >= deadline:
@@ -209,11 +217,40 @@ class Daemon:
 READY_RE = re.compile(r"\bready\b", re.IGNORECASE)
 
 
+def port_free(port):
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def pick_base(base_port, shards, tries=5):
+    """base_port, or base_port + 1000*i when something else (another
+    session's stack, say) holds one of the ports this layout needs."""
+    for i in range(tries):
+        b = base_port + 1000 * i
+        ports = [b, b + 1, b + 2] + [b + 10 + 10 * k + j for k in range(shards) for j in range(4)]
+        busy = [p for p in ports if not port_free(p)]
+        if not busy:
+            if i:
+                log("ports of base %d busy; using base %d" % (base_port, b))
+            return b
+        log("base %d: ports %s are in use" % (b, busy))
+    raise AssertionError("no free port range near %d" % base_port)
+
+
 class Cluster:
     """One amity deployment on 127.0.0.1 ports base..base+10+10*shards+3."""
 
     def __init__(self, name, base_port, shards=1, validators=2, batch_ms=5, extra=None):
         self.name = name
+        base_port = pick_base(base_port, shards)
         self.base = base_port
         self.n_shards = shards
         self.n_validators = validators
@@ -304,16 +341,10 @@ class Cluster:
 
         def ready():
             if not d.alive():
-                raise AssertionError("%s exited with %s before it was ready:\n%s" % (
+                raise Abort("%s exited with %s before it was ready:\n%s" % (
                     name, d.proc.returncode, tail(d.log_path, 30)))
             return READY_RE.search(d.log_since_start()) is not None
-        try:
-            wait_until(ready, timeout, 0.05, "%s to log 'ready'" % name)
-        except AssertionError as e:
-            if not d.alive():
-                raise AssertionError("%s exited with %s before it was ready:\n%s" % (
-                    name, d.proc.returncode, tail(d.log_path, 30))) from None
-            raise e
+        wait_until(ready, timeout, 0.05, "%s to log 'ready'" % name)
 
     def wait_query_ready(self, timeout=60):
         def ok():
@@ -654,14 +685,35 @@ class Subscriber:
 
 EXPONENT = {"USD": 2, "EUR": 2, "VND": 0, "JPY": 0}
 
+# UN geoscheme (M49) regions, written down independently of common/src/iso.c.
 REGION = {
-    "US": "americas", "CU": "americas", "BR": "americas", "CA": "americas",
-    "JP": "asia", "LA": "asia", "KR": "asia", "CN": "asia", "KH": "asia", "IN": "asia",
+    # americas
+    "US": "americas", "CU": "americas", "BR": "americas", "CA": "americas", "AR": "americas",
+    "CL": "americas", "MX": "americas", "VE": "americas", "PE": "americas", "CO": "americas",
+    "NI": "americas", "PA": "americas", "GL": "americas",
+    # asia (Western Asia included: CY, TR, GE, AM, AZ are asia in M49)
+    "JP": "asia", "LA": "asia", "KR": "asia", "KP": "asia", "CN": "asia", "KH": "asia",
+    "IN": "asia", "ID": "asia", "MM": "asia", "MN": "asia", "MY": "asia", "PH": "asia",
+    "SG": "asia", "TH": "asia", "VN": "asia", "TL": "asia", "BN": "asia", "BD": "asia",
+    "LK": "asia", "NP": "asia", "PK": "asia", "KZ": "asia", "IR": "asia", "IQ": "asia",
+    "IL": "asia", "SA": "asia", "AE": "asia", "CY": "asia", "TR": "asia", "GE": "asia",
+    "AM": "asia", "AZ": "asia",
+    # europe
     "FR": "europe", "DE": "europe", "RU": "europe", "GB": "europe", "SE": "europe",
-    "AU": "oceania", "NZ": "oceania",
-    "ZA": "africa", "EG": "africa", "MZ": "africa",
+    "BE": "europe", "CH": "europe", "CZ": "europe", "DK": "europe", "FI": "europe",
+    "HU": "europe", "IE": "europe", "IT": "europe", "NL": "europe", "NO": "europe",
+    "PL": "europe", "AT": "europe", "ES": "europe", "PT": "europe", "GR": "europe",
+    "UA": "europe", "BY": "europe",
+    # oceania
+    "AU": "oceania", "NZ": "oceania", "FJ": "oceania", "PG": "oceania",
+    # africa
+    "ZA": "africa", "EG": "africa", "MZ": "africa", "AO": "africa", "DZ": "africa",
+    "NG": "africa", "KE": "africa", "ET": "africa", "GH": "africa", "TZ": "africa",
+    "MA": "africa", "TN": "africa", "SD": "africa",
+    # assigned, but in no region of the geoscheme
+    "AQ": "",
 }
-COUNTRIES = sorted(REGION)
+COUNTRIES = sorted(c for c, r in REGION.items() if r)
 
 # kind -> (count metrics, has amount, country required)
 KINDS = {
@@ -778,7 +830,11 @@ def record_deltas(office, canon):
     y, m, _ = (int(x) for x in c["date"].split("-"))
     geos = ["all"]
     if c.get("country"):
-        geos += [REGION[c["country"]], c["country"]]
+        if c["country"] not in REGION:
+            raise AssertionError("test data: no region known for country %r" % c["country"])
+        if REGION[c["country"]]:
+            geos.append(REGION[c["country"]])
+        geos.append(c["country"])
     metrics = [(name, c[name]) for name in ALL_METRICS if name in c]
     if "amount" in c:
         metrics.append(("amount." + c["currency"], c["amount"]))

@@ -12,7 +12,7 @@ import time
 
 import harness as h
 
-BASE_PORT = 17800
+BASE_PORT = 24800
 OFFICES = ["lhhn-khanh-hoa", "hoi-viet-phap"]
 N_PER_OFFICE = 8500   # plus corrections, retractions and resends: ~10k lines each
 N_CHUNKS = 12         # files per office, submitted one after the other

@@ -14,7 +14,7 @@ import time
 
 import harness as h
 
-BASE_PORT = 18100
+BASE_PORT = 25100
 DAEMONS = {
     "amity-ingest": ("ingest", ["--bind", "--work", "--shards"]),
     "amity-validate": ("validate", ["--ingest", "--shards", "--tz"]),
@@ -337,6 +337,42 @@ def pipeline_checks():
         c.check_daemons_alive()
         try:
             h.assert_totals_equal(c.query(""), model.totals(), "totals after garbage")
+        except AssertionError as e:
+            check(False, str(e))
+        # amity-submit's other exit codes: no verdicts before the deadline (no
+        # validator), and ingest unreachable (69)
+        c.stop("validate0")
+        recs3 = [h.random_record(rng, "g3-%03d" % i) for i in range(5)]
+        p3 = h.write_lines(os.path.join(c.dir, "g3.jsonl"), [h.jsonl(x) for x in recs3])
+        t0 = time.monotonic()
+        r = c.submit(office, p3, ["--timeout-ms", "500", "--deadline-s", "3"], timeout=30)
+        # ingest drops work no validator takes (DESIGN), so nothing answers: amity-submit
+        # documents 69 for "nothing answered", 75 for "some answered"; either is fine here
+        check(r.returncode in (69, 75) and time.monotonic() - t0 < 20,
+              "amity-submit with no validator and --deadline-s 3: rc %s after %.1fs "
+              "(expected 69 or 75 soon after the deadline)" % (r.returncode,
+                                                               time.monotonic() - t0))
+        c.start("validate0")
+        for x in recs3:   # the records may still be counted once a validator is back
+            model.apply(office, x)
+        r = c.submit(office, p3, ["--timeout-ms", "2000", "--deadline-s", "60"], timeout=90)
+        check(r.returncode == 0, "resubmit after the validator is back: rc %s" % r.returncode)
+        dead = h.ep(BASE_PORT + 99)
+        t0 = time.monotonic()
+        rc, out, err = run("amity-submit", ["--ingest", dead, "--office", office,
+                                            "--timeout-ms", "500", "--deadline-s", "3", p3],
+                           timeout=30)
+        check(rc == 69, "amity-submit to an endpoint nobody listens on: rc %s after %.1fs "
+              "(expected 69 unreachable); stderr %r" % (rc, time.monotonic() - t0, err[-300:]))
+        t0 = time.monotonic()
+        rc, out, err = run("amity-query", ["--notify", dead, ""], timeout=60)
+        check(rc is not None and rc != 0,
+              "amity-query against an endpoint nobody listens on: rc %s after %.1fs "
+              "(expected a non-zero exit, not a hang)" % (rc, time.monotonic() - t0))
+        h.log("amity-query with notify unreachable: rc %s after %.1fs" % (
+            rc, time.monotonic() - t0))
+        try:
+            h.assert_totals_equal(c.query(""), model.totals(), "totals after resubmit")
         except AssertionError as e:
             check(False, str(e))
         # SIGTERM -> exit 0 within 5 s for every daemon is checked by the

@@ -16,7 +16,7 @@ import re
 
 import harness as h
 
-BASE_PORT = 17700
+BASE_PORT = 24700
 OFFICES = ["hoi-viet-my", "hoi-viet-nhat", "ban-ngo"]
 
 
@@ -29,6 +29,24 @@ def long_vi_note(max_bytes):
             break
         s += ch
     return s
+
+
+def hcm_tomorrow():
+    """(tomorrow, the day after) in Asia/Ho_Chi_Minh as YYYY-MM-DD, or
+    (None, None) within 10 minutes of a local midnight (the validator's
+    "tomorrow" could move while the test runs)."""
+    import datetime
+    try:
+        from zoneinfo import ZoneInfo
+        now = datetime.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+    except Exception:  # noqa: BLE001 - no tz database: skip these records
+        return None, None
+    midnight = (now + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                         microsecond=0)
+    if (midnight - now).total_seconds() < 600 or now.hour == 0 and now.minute < 10:
+        return None, None
+    d1 = now.date() + datetime.timedelta(days=1)
+    return d1.isoformat(), (d1 + datetime.timedelta(days=1)).isoformat()
 
 
 class OfficeScript:
@@ -80,6 +98,15 @@ class OfficeScript:
         vnd_int = {"id": "vnd-int", "kind": "relief", "date": "2020-10-20",
                    "amount": 60000000000, "currency": "VND"}
         self.add(0, vnd_int)
+        # region edge cases: AQ is assigned but in no region (keys: all and AQ only);
+        # Cyprus and Turkey are asia, Greenland americas in the UN geoscheme
+        self.add(0, {"id": "antarctica", "kind": "contact", "date": "2019-12-01",
+                     "country": "AQ", "partners": 2})
+        for rid, kind, cc in (("geo-cy", "delegation_in", "CY"), ("geo-tr", "award", "TR"),
+                              ("geo-gl", "contact", "GL")):
+            g = h.random_record(rng, rid, kind)
+            g["country"] = cc
+            self.add(0, g)
         self.add(0, {"id": "tomb-1", "rev": 2, "retract": True})   # tombstone of an unseen id
         self.add(0, {"id": "tomb-2", "rev": 2, "retract": True})
         self.add(0, h.random_record(rng, "stale-1", "aid_commitment", rev=5))
@@ -114,11 +141,49 @@ class OfficeScript:
             (inv("long-note", "activity", note=long_vi_note(1100)), "note"),
             (inv("other-office", "delegation_in", office=others[0]), "office"),
             ({"id": "bad id!", "kind": "activity", "date": "2019-05-05", "activities": 1}, "id"),
+            # JSON types the record model does not take (money is never floating point)
+            (inv("float-amount", "relief", amount=12.5, currency="USD"), "amount"),
+            (inv("float-metric", "activity", activities=3.5), "activities"),
+            (inv("string-metric", "award", awards="3"), "awards"),
+            (inv("huge-metric", "delegation_in", people=10 ** 22), "people"),
+            (inv("neg-metric", "contact", partners=-2), "partners"),
+            (inv("neg-rev", "activity", rev=-1), "rev"),
+            (inv("str-rev", "activity", rev="2"), "rev"),
+            (inv("obj-note", "activity", note={"vi": "Hà Nội"}), "note"),
+            ({"id": "str-retract", "rev": 2, "retract": "yes"}, "retract"),
+            (inv("amount-dot", "relief", amount="12.", currency="EUR"), "amount"),
+            (inv("amount-exp", "relief", amount="1e5", currency="USD"), "amount"),
+            (inv("amount-space", "relief", amount=" 12", currency="USD"), "amount"),
+            (inv("x" * 129, "activity"), "id"),
+            (inv("feb-29-2023", "activity", date="2023-02-29"), "date"),
         ]
         assert len(invalid[18][0]["note"].encode()) > 1024 and len(invalid[18][0]["note"]) < 1024
+        self.other_office_rec = invalid[19][0]
+        assert self.other_office_rec["id"] == "other-office"
+        tomorrow, after = hcm_tomorrow()
+        if after is not None:
+            invalid.append((inv("after-tomorrow", "award", date=after), "date"))
         for rec, field in invalid:
             self.add(0, rec, valid=False, why=field)
-        self.other_office_rec = invalid[19][0]
+        # boundaries that are valid
+        b = h.random_record(rng, "x" * 128, "activity")              # id of 128 bytes
+        self.add(0, b)
+        b = h.random_record(rng, "max-metric", "delegation_in")
+        b["people"] = 10 ** 9                                          # the largest count
+        self.add(0, b)
+        b = h.random_record(rng, "first-day", "org_founded")
+        b["date"] = "1945-01-01"                                       # the earliest date
+        self.add(0, b)
+        b = {"id": "small-usd", "kind": "relief", "date": "2021-11-11", "amount": "0.05",
+             "currency": "USD"}
+        self.add(0, b)
+        b = h.random_record(rng, "x-nested", "contact")
+        b["x-meta"] = {"source": "amity-it", "tags": [1, 2, "ba"]}     # x- fields: kept, ignored
+        self.add(0, b)
+        if tomorrow is not None:
+            b = h.random_record(rng, "tomorrow", "activity")
+            b["date"] = tomorrow                                       # "not later than tomorrow"
+            self.add(0, b)
 
         # ---- phase 2: corrections, resends, same content re-encoded, conflicts, stale tombstoned
         ids = ["r-%04d" % i for i in range(n)]

@@ -11,7 +11,7 @@ import time
 
 import harness as h
 
-BASE_PORT = 18000
+BASE_PORT = 25000
 OFFICES = ["hoi-viet-duc", "hoi-viet-uc", "ngo-desk"]
 
 
@@ -91,6 +91,34 @@ def main():
                      "merged totals after shard restart")
         h.assert_totals_equal(c.query(""), ref2, "amity-query after shard 1 restart")
         sub.wait_equal(ref2, timeout=30, what="reference after shard 1 restart")
+
+        # amity-gen's realistic data (corrections and retractions included)
+        gen_dir = os.path.join(c.dir, "gen")
+        os.mkdir(gen_dir)
+        r = c.run_client(["amity-gen", "--seed", "7", "--records", "800", "--offices", "3",
+                          "--years", "2015-2024", "--out-dir", gen_dir], timeout=60)
+        assert r.returncode == 0, "amity-gen rc %d: %s" % (r.returncode, r.stderr[-500:])
+        gen_files = sorted(os.path.join(gen_dir, f) for f in os.listdir(gen_dir))
+        assert len(gen_files) == 3, "amity-gen --out-dir wrote %s" % gen_files
+        ps = []
+        for path in gen_files:
+            office = os.path.basename(path)[:-len(".jsonl")]
+            n_lines = 0
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    rec = h.json.loads(line)
+                    assert model.apply(office, rec) != "rejected", \
+                        "amity-gen produced a conflicting record: %r" % line
+                    n_lines += 1
+            h.log("amity-gen: %s, %d lines" % (office, n_lines))
+            ps.append(c.submit_async(office, path, ["--timeout-ms", "2000", "--deadline-s", "120"]))
+        for p in ps:
+            r = p.wait(150)
+            assert r.returncode == 0, "amity-submit of amity-gen data: rc %d %s %s" % (
+                r.returncode, r.stdout[-800:], r.stderr[-300:])
+        ref3 = model.totals()
+        h.assert_totals_equal(c.query(""), ref3, "amity-query after amity-gen data")
+        sub.wait_equal(ref3, timeout=30, what="reference after amity-gen data")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import time
 
 import harness as h
 
-BASE_PORT = 17900
+BASE_PORT = 24900
 N = 3000   # records per stream per office
 OFFICES = ["hoi-viet-han", "hoi-viet-lao"]
 SUBMIT_ARGS = ["--timeout-ms", "2000", "--deadline-s", "200"]

@@ -92,7 +92,7 @@ s_alloc_end(size_t input_len, const char *what)
 {
 #if defined(S_HAVE_ALLOC_HOOKS)
     s_alloc_tracking = false;
-    size_t bound = 64 * input_len + 64 * 1024;
+    size_t bound = 64 * input_len + (size_t)64 * 1024;
     if (s_alloc_total > bound || s_alloc_largest > bound) {
         fail_msg("%s: %zu input bytes allocated %zu in total, %zu at once (bound %zu)", what,
                  input_len, (size_t)s_alloc_total, (size_t)s_alloc_largest, bound);
@@ -257,13 +257,13 @@ s_fixture(const char *name, amity_buf_t *out)
     const char *dir = getenv("AMITY_SOURCE_DIR");
     char path[1024];
     char text[8192];
-    snprintf(path, sizeof(path), "%s/tests/fixtures/%s", dir ? dir : "../..", name);
+    (void)snprintf(path, sizeof(path), "%s/tests/fixtures/%s", dir ? dir : "../..", name);
     FILE *f = fopen(path, "r");
     if (!f) {
         fail_msg("cannot open fixture %s", path);
     }
     size_t n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
+    (void)fclose(f);
     text[n] = '\0';
     /* lines starting with '#' are comments */
     char *line = text;
@@ -777,7 +777,7 @@ test_proto_fields_decode_errors(void **state)
     w_map(&b, AMITY_FIELDS_MAX + 1);
     for (int i = 0; i < AMITY_FIELDS_MAX + 1; i++) {
         char name[16];
-        snprintf(name, sizeof(name), "x-%d", i);
+        (void)snprintf(name, sizeof(name), "x-%d", i);
         w_str(&b, name);
         w_uint(&b, 1);
     }
@@ -800,7 +800,7 @@ test_proto_fields_decode_errors(void **state)
     w_map(&b, AMITY_FIELDS_MAX);
     for (int i = 0; i < AMITY_FIELDS_MAX; i++) {
         char name[16];
-        snprintf(name, sizeof(name), "x-%d", i);
+        (void)snprintf(name, sizeof(name), "x-%d", i);
         w_str(&b, name);
         w_uint(&b, 1);
     }
@@ -1121,10 +1121,10 @@ test_proto_record_decode_errors(void **state)
     memset(rec, 0, sizeof(*rec));
     amity_buf_reset(&b);
     assert_int_equal(amity_record_encode(rec, &b), AMITY_EINVAL); /* no id */
-    snprintf(rec->id, sizeof(rec->id), "a");
+    (void)snprintf(rec->id, sizeof(rec->id), "a");
     rec->rev = 1;
     rec->has_amount = true;
-    snprintf(rec->currency, sizeof(rec->currency), "XYZ");
+    (void)snprintf(rec->currency, sizeof(rec->currency), "XYZ");
     assert_int_equal(amity_record_encode(rec, &b), AMITY_EINVAL);
     assert_int_equal(b.len, 0);
     amity_buf_clear(&b);
@@ -1154,7 +1154,7 @@ s_sample_init(s_sample_t *s)
     for (int i = 0; i < S_RECS; i++) {
         amity_fields_t f;
         char id[32];
-        snprintf(id, sizeof(id), "hvm-2023-%04d", i);
+        (void)snprintf(id, sizeof(id), "hvm-2023-%04d", i);
         s_record_delegation(&f, id);
         s_encode_fields(&f, &s->recs[i]);
         s->items[i].tag = (uint64_t)i * 1000 + 1;

@@ -30,10 +30,10 @@
 #define KEY_DEL "2017/hoi-viet-my/delegation_in/US/delegations"
 
 typedef struct {
-    char dir[64];               /* the store's temporary directory */
-    aggregate_db_t *db;         /* the shard under test */
-    amity_buf_t bufs[S_BUFS];   /* encoded records, kept for the items' views */
-    size_t n_bufs;              /* bufs in use */
+    char dir[64];             /* the store's temporary directory */
+    aggregate_db_t *db;       /* the shard under test */
+    amity_buf_t bufs[S_BUFS]; /* encoded records, kept for the items' views */
+    size_t n_bufs;            /* bufs in use */
 } fx_t;
 
 /*  Removes dir and the files in it (an LMDB environment is flat). */
@@ -46,13 +46,13 @@ s_rmdir(const char *dir)
         while ((e = readdir(d)) != NULL) {
             if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
                 char path[512];
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
+                (void)snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                (void)unlink(path);
             }
         }
-        closedir(d);
+        (void)closedir(d);
     }
-    rmdir(dir);
+    (void)rmdir(dir);
 }
 
 static int
@@ -92,11 +92,10 @@ teardown(void **state)
 
 /*  A delegation_in record from the US, June 2017. */
 static void
-s_delegation(amity_record_t *r, const char *id, uint64_t rev, uint32_t delegations,
-             uint32_t people)
+s_delegation(amity_record_t *r, const char *id, uint64_t rev, uint32_t delegations, uint32_t people)
 {
     memset(r, 0, sizeof *r);
-    snprintf(r->id, sizeof r->id, "%s", id);
+    (void)snprintf(r->id, sizeof r->id, "%s", id);
     r->rev = rev;
     r->kind = AMITY_KIND_DELEGATION_IN;
     r->year = 2017;
@@ -112,7 +111,7 @@ static void
 s_retraction(amity_record_t *r, const char *id, uint64_t rev)
 {
     memset(r, 0, sizeof *r);
-    snprintf(r->id, sizeof r->id, "%s", id);
+    (void)snprintf(r->id, sizeof r->id, "%s", id);
     r->rev = rev;
     r->retract = true;
 }
@@ -146,8 +145,7 @@ s_apply(fx_t *fx, const aggregate_item_t *items, size_t n)
 }
 
 static const aggregate_result_t *
-s_apply_one(fx_t *fx, const char *office, const amity_record_t *rec,
-            amity_verdict_status_t expect)
+s_apply_one(fx_t *fx, const char *office, const amity_record_t *rec, amity_verdict_status_t expect)
 {
     aggregate_item_t it = s_item(fx, office, 7, rec);
     const aggregate_result_t *r = s_apply(fx, &it, 1);
@@ -194,7 +192,7 @@ s_total(fx_t *fx, const char *key)
 typedef struct {
     int db;
     size_t n;
-    amity_buf_t last;   /* value of the last entry */
+    amity_buf_t last; /* value of the last entry */
 } s_count_t;
 
 static int
@@ -246,7 +244,7 @@ s_assert_totals_of(fx_t *fx, const amity_record_t *rec, const char *office, int6
 {
     amity_delta_t d[AMITY_DELTAS_MAX];
     char part[80];
-    snprintf(part, sizeof part, "/%s/", office);
+    (void)snprintf(part, sizeof part, "/%s/", office);
     int n = s_keys(rec, office, d);
     int n_checked = 0;
     for (int i = 0; i < n; i++) {
@@ -443,7 +441,7 @@ test_aggregate_revisions_in_one_batch(void **state)
     s_delegation(&revs[3], "d-1", 3, 7, 20);
     for (int p = 0; p < 6; p++) {
         char office[16];
-        snprintf(office, sizeof office, "perm-%d", p);
+        (void)snprintf(office, sizeof office, "perm-%d", p);
         aggregate_item_t items[3];
         for (int k = 0; k < 3; k++) {
             items[k] = s_item(fx, office, (uint64_t)k, &revs[perms[p][k]]);
@@ -468,7 +466,7 @@ test_aggregate_revisions_in_one_batch(void **state)
     s_delegation(&revs[2], "d-2", 2, 5, 12);
     for (int p = 0; p < 6; p++) {
         char office[16];
-        snprintf(office, sizeof office, "retr-%d", p);
+        (void)snprintf(office, sizeof office, "retr-%d", p);
         aggregate_item_t items[3];
         for (int k = 0; k < 3; k++) {
             items[k] = s_item(fx, office, (uint64_t)k, &revs[perms[p][k]]);
@@ -486,8 +484,8 @@ test_aggregate_validator_rejection_kept(void **state)
     amity_fields_t f = { 0 };
     f.n_fields = 2;
     f.fields[0] = (amity_field_t){ "id", 2, { .type = AMITY_VAL_STR, .as.s = { "bad-1", 5 } } };
-    f.fields[1] = (amity_field_t){ "date", 4,
-                                   { .type = AMITY_VAL_STR, .as.s = { "2017-02-30", 10 } } };
+    f.fields[1] =
+        (amity_field_t){ "date", 4, { .type = AMITY_VAL_STR, .as.s = { "2017-02-30", 10 } } };
     amity_buf_t raw;
     amity_buf_init(&raw);
     assert_int_equal(amity_fields_encode(&f, &raw), 0);
@@ -548,7 +546,7 @@ test_aggregate_seq_per_commit(void **state)
     amity_record_t r;
     for (uint64_t i = 1; i <= 3; i++) {
         char id[16];
-        snprintf(id, sizeof id, "s-%llu", (unsigned long long)i);
+        (void)snprintf(id, sizeof id, "s-%llu", (unsigned long long)i);
         s_delegation(&r, id, 1, 1, 1);
         const aggregate_result_t *res = s_apply_one(fx, OFFICE, &r, AMITY_VERDICT_ACCEPTED);
         assert_int_equal(res->seq, i);
@@ -673,7 +671,7 @@ test_aggregate_batch_split_by_keys(void **state)
     enum { N = 1600 };
     aggregate_item_t *items = calloc(N, sizeof *items);
     amity_buf_t *bufs = calloc(N, sizeof *bufs);
-    char (*offices)[16] = calloc(N, sizeof *offices);
+    char(*offices)[16] = calloc(N, sizeof *offices);
     assert_non_null(items);
     assert_non_null(bufs);
     assert_non_null(offices);
@@ -681,11 +679,12 @@ test_aggregate_batch_split_by_keys(void **state)
         amity_record_t r;
         s_delegation(&r, "d-1", 1, 1, 2);
         r.year = 1950 + (int)(i % 70);
-        snprintf(offices[i], sizeof offices[i], "o-%zu", i);
+        (void)snprintf(offices[i], sizeof offices[i], "o-%zu", i);
         amity_buf_init(&bufs[i]);
         assert_int_equal(amity_record_encode(&r, &bufs[i]), 0);
-        items[i] = (aggregate_item_t){ .office = offices[i], .ok = true, .tag = i,
-                                       .rec = { bufs[i].data, bufs[i].len } };
+        items[i] = (aggregate_item_t){
+            .office = offices[i], .ok = true, .tag = i, .rec = { bufs[i].data, bufs[i].len }
+        };
     }
     size_t off = 0, commits = 0;
     while (off < N) {
@@ -705,7 +704,7 @@ test_aggregate_batch_split_by_keys(void **state)
     int64_t sum = 0;
     for (int y = 1950; y < 2020; y++) {
         char key[64];
-        snprintf(key, sizeof key, "%d/all/delegation_in/all/delegations", y);
+        (void)snprintf(key, sizeof key, "%d/all/delegation_in/all/delegations", y);
         sum += s_total(fx, key);
     }
     assert_int_equal(sum, N);
@@ -733,9 +732,18 @@ test_aggregate_endpoints(void **state)
     assert_string_equal(ep, "tcp://localhost:10");
     assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:65532", 0, ep, sizeof ep), 0);
     static const char *bad[] = {
-        "tcp://127.0.0.1:65533", "tcp://127.0.0.1", "tcp://127.0.0.1:", "tcp://:7710",
-        "tcp://::1:7710", "tcp://[::1]7710", "tcp://[]:7710", "ipc:///tmp/x", "tcp://h:77a0",
-        "tcp://h:0", "tcp://h:99999999999999999999", "",
+        "tcp://127.0.0.1:65533",
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:",
+        "tcp://:7710",
+        "tcp://::1:7710",
+        "tcp://[::1]7710",
+        "tcp://[]:7710",
+        "ipc:///tmp/x",
+        "tcp://h:77a0",
+        "tcp://h:0",
+        "tcp://h:99999999999999999999",
+        "",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(aggregate_endpoint(bad[i], 1, ep, sizeof ep), AMITY_EINVAL);

@@ -22,25 +22,25 @@
 #include "amity/err.h"
 #include "amity/record.h"
 
-#define AMITY_CLIENT_INGEST_DEFAULT "tcp://127.0.0.1:7700"
-#define AMITY_CLIENT_NOTIFY_DEFAULT "tcp://127.0.0.1:7702"
-#define AMITY_CLIENT_WINDOW_DEFAULT 4096
-#define AMITY_CLIENT_BATCH_DEFAULT  256
-#define AMITY_CLIENT_TIMEOUT_DEFAULT 3000    /**< ms before a record is resent */
+#define AMITY_CLIENT_INGEST_DEFAULT   "tcp://127.0.0.1:7700"
+#define AMITY_CLIENT_NOTIFY_DEFAULT   "tcp://127.0.0.1:7702"
+#define AMITY_CLIENT_WINDOW_DEFAULT   4096
+#define AMITY_CLIENT_BATCH_DEFAULT    256
+#define AMITY_CLIENT_TIMEOUT_DEFAULT  3000   /**< ms before a record is resent */
 #define AMITY_CLIENT_DEADLINE_DEFAULT 120000 /**< ms without any answer before giving up */
-#define AMITY_CLIENT_REC_MAX        65536    /**< bytes in one encoded record */
+#define AMITY_CLIENT_REC_MAX          65536  /**< bytes in one encoded record */
 
 /*  Options; fill with amity_client_opts_init, then change what you need.
  *  Strings are borrowed for the duration of the _new call (copied). */
 typedef struct {
-    const char *ingest;   /**< ingest endpoint (NULL: AMITY_CLIENT_INGEST_DEFAULT) */
-    const char *notify;   /**< notify endpoint (NULL: AMITY_CLIENT_NOTIFY_DEFAULT) */
-    const char *office;   /**< development mode: office to submit as (NULL/"": none) */
-    size_t window;        /**< records in flight at most (0: default 4096) */
-    size_t batch;         /**< records per submit message at most (0: default 256) */
-    int timeout_ms;       /**< resend a record without a verdict after this (0: 3000) */
-    int64_t deadline_ms;  /**< give up when records are in flight and nothing at all has
-                               been heard from ingest for this long (0: 120000) */
+    const char *ingest;  /**< ingest endpoint (NULL: AMITY_CLIENT_INGEST_DEFAULT) */
+    const char *notify;  /**< notify endpoint (NULL: AMITY_CLIENT_NOTIFY_DEFAULT) */
+    const char *office;  /**< development mode: office to submit as (NULL/"": none) */
+    size_t window;       /**< records in flight at most (0: default 4096) */
+    size_t batch;        /**< records per submit message at most (0: default 256) */
+    int timeout_ms;      /**< resend a record without a verdict after this (0: 3000) */
+    int64_t deadline_ms; /**< give up when records are in flight and nothing at all has
+                              been heard from ingest for this long (0: 120000) */
 } amity_client_opts_t;
 
 void amity_client_opts_init(amity_client_opts_t *opts);
@@ -58,27 +58,27 @@ typedef enum {
 
 /*  The verdict on one record, lent to the callback for the call only. */
 typedef struct {
-    uint64_t tag;          /**< the caller's tag given to amity_client_submit */
+    uint64_t tag; /**< the caller's tag given to amity_client_submit */
     amity_status_t status;
-    const char *why;       /**< reason ("" unless rejected or abandoned) */
-    const char *id;        /**< the record's "id" field, "-" when it has no string id */
-    bool local;            /**< decided by the client (ingest refused the message, or abandoned) */
+    const char *why; /**< reason ("" unless rejected or abandoned) */
+    const char *id;  /**< the record's "id" field, "-" when it has no string id */
+    bool local;      /**< decided by the client (ingest refused the message, or abandoned) */
 } amity_verdict_info_t;
 
 typedef void (*amity_verdict_fn)(void *arg, const amity_verdict_info_t *v);
 
 typedef struct {
-    uint64_t submitted;   /**< records queued */
-    uint64_t accepted;    /**< verdicts accepted */
-    uint64_t duplicate;   /**< verdicts duplicate */
-    uint64_t rejected;    /**< verdicts rejected (server or ingest error) */
-    uint64_t abandoned;   /**< records given up without a verdict */
-    uint64_t resends;     /**< records sent again after their timeout */
-    uint64_t messages;    /**< submit messages sent (first sends and resends) */
-    uint64_t replies;     /**< messages received from ingest (verdicts or errors) */
-    uint64_t errors;      /**< error replies from ingest */
-    uint64_t late;        /**< verdicts for records no longer in flight (ignored) */
-    size_t in_flight;     /**< records queued or sent, without a verdict */
+    uint64_t submitted; /**< records queued */
+    uint64_t accepted;  /**< verdicts accepted */
+    uint64_t duplicate; /**< verdicts duplicate */
+    uint64_t rejected;  /**< verdicts rejected (server or ingest error) */
+    uint64_t abandoned; /**< records given up without a verdict */
+    uint64_t resends;   /**< records sent again after their timeout */
+    uint64_t messages;  /**< submit messages sent (first sends and resends) */
+    uint64_t replies;   /**< messages received from ingest (verdicts or errors) */
+    uint64_t errors;    /**< error replies from ingest */
+    uint64_t late;      /**< verdicts for records no longer in flight (ignored) */
+    size_t in_flight;   /**< records queued or sent, without a verdict */
 } amity_client_stats_t;
 
 typedef struct amity_client amity_client_t;
@@ -108,8 +108,8 @@ int amity_client_submit(amity_client_t *self, const amity_fields_t *rec, uint64_
  *  error (malformed JSON, not an object, nested value outside an x- field)
  *  returns AMITY_EINVAL with why set ("json: ... (column N)") and submits
  *  nothing. Other returns as amity_client_submit. */
-int amity_client_submit_json(amity_client_t *self, const char *json_line, size_t len,
-                             uint64_t tag, char *why, size_t why_len);
+int amity_client_submit_json(amity_client_t *self, const char *json_line, size_t len, uint64_t tag,
+                             char *why, size_t why_len);
 
 /*  Sends what is queued, resends every record whose timeout passed (the
  *  same bytes), and handles verdicts arriving within timeout_ms (returns
@@ -122,9 +122,10 @@ int amity_client_poll(amity_client_t *self, int timeout_ms);
  *  flight); AMITY_ETERM when interrupted; AMITY_EIO. */
 int amity_client_flush(amity_client_t *self, int timeout_ms);
 
-/*  Reports every record still in flight to the callback as ABANDONED and
- *  forgets it. Late verdicts for them are then ignored. */
-void amity_client_abandon(amity_client_t *self);
+/*  Reports every record still in flight to the callback as ABANDONED with
+ *  reason why (NULL: "no verdict before the deadline") and forgets it.
+ *  Late verdicts for them are then ignored. */
+void amity_client_abandon(amity_client_t *self, const char *why);
 
 /*  Makes the current or next submit/poll/flush return AMITY_ETERM soon
  *  (within about 100 ms). Safe to call from a signal handler. */
@@ -158,7 +159,7 @@ int amity_json_record(const char *json, size_t len, amity_buf_t *out, char *why,
 /*  One total: key PERIOD/OFFICE/KIND/GEO/METRIC and its value (minor units
  *  for "amount.CUR" keys). Lent to callbacks for the call only. */
 typedef struct {
-    const char *key;   /**< NUL-terminated */
+    const char *key; /**< NUL-terminated */
     int64_t value;
 } amity_total_t;
 
