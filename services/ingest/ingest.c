@@ -40,7 +40,7 @@
 
 #define OFFICE_REQUIRED "office: required in development mode"
 
-enum { POLL_SIGNAL = 0, POLL_CLIENTS, POLL_VERDICTS, POLL_COUNT };
+#define POLL_MAX 6 /* signal, ZAP, two monitors, clients, verdicts */
 
 struct ingest_t {
     const char *bind;              /* client ROUTER endpoint (borrowed from opts) */
@@ -62,6 +62,7 @@ struct ingest_t {
     bool stopping;                 /* a stop signal arrived */
     ingest_stats_t stats;          /* counters */
     ingest_stats_t logged;         /* counters as last logged */
+    uint64_t logged_refused;       /* ZAP refusals as last logged */
     int64_t next_stats_ms;         /* monotonic deadline of the next stats line */
     amity_msg_t msg;               /* decode scratch */
     ingest_out_t out;              /* handler outputs, reused */
@@ -650,15 +651,24 @@ static void
 s_log_stats(ingest_t *self, const char *when)
 {
     const ingest_stats_t *s = &self->stats;
+    uint64_t admitted = 0;
+    uint64_t refused = 0;
 
+    if (self->auth != NULL) {
+        amity_auth_stats(self->auth, &admitted, &refused);
+    }
     amity_log_info("stats%s submits=%" PRIu64 " records=%" PRIu64 " dropped_no_validator=%" PRIu64
                    " bad_frames=%" PRIu64 " bad_submits=%" PRIu64 " errors_sent=%" PRIu64
                    " verdict_msgs=%" PRIu64 " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64
-                   " dropped_replies=%" PRIu64,
+                   " dropped_replies=%" PRIu64 " unauthenticated=%" PRIu64
+                   " office_mismatch=%" PRIu64 " handshake_failures=%" PRIu64
+                   " zap_admitted=%" PRIu64 " zap_refused=%" PRIu64,
                    when, s->submits, s->records, s->dropped_no_validator, s->bad_frames,
                    s->bad_submits, s->errors_sent, s->verdict_msgs, s->verdicts, s->bad_verdicts,
-                   s->dropped_replies);
+                   s->dropped_replies, s->unauthenticated, s->office_mismatch,
+                   s->handshake_failures, admitted, refused);
     self->logged = self->stats;
+    self->logged_refused = refused;
 }
 
 static void
@@ -694,7 +704,15 @@ s_on_signal(ingest_t *self, int fd)
 
     while ((sig = amity_signals_read(fd)) > 0) {
         if (sig == SIGHUP) {
-            amity_log_info("SIGHUP received; nothing to reload yet");
+            if (self->auth == NULL) {
+                amity_log_info("SIGHUP received; no certificate directories to reload");
+            } else if (amity_auth_reload(self->auth) == 0) {
+                /* a removed key's live connections stay open, but from now
+                 * on every message on them is refused (unauthenticated) */
+                amity_log_info("SIGHUP: certificates reloaded offices=%zu services=%zu",
+                               amity_auth_count(self->auth, AMITY_ZAP_CLIENTS),
+                               amity_auth_count(self->auth, AMITY_ZAP_SERVICES));
+            }
             continue;
         }
         if (!self->stopping) {
@@ -776,12 +794,27 @@ s_send_out(ingest_t *self, const ingest_out_t *out)
     return 0;
 }
 
-/* Drains up to BATCH_MAX messages from sock through handler. Returns 0,
- * -1 on a fatal socket error (errno), AMITY_ENOMEM. */
-static int
-s_drain(ingest_t *self, void *sock, int max_parts,
-        int (*handler)(ingest_t *, const void *const *, const size_t *, int, ingest_out_t *))
+/* The office behind a client message: its User-Id (the Z85 public key the
+ * ZAP handler admitted) looked up now, so a key removed since is refused. */
+static const amity_peer_t *
+s_peer_of(const ingest_t *self, zmq_msg_t *first)
 {
+    const char *user_id;
+
+    if (self->auth == NULL) {
+        return NULL;
+    }
+    user_id = zmq_msg_gets(first, "User-Id");
+    return amity_auth_peer(self->auth, AMITY_ZAP_CLIENTS, user_id);
+}
+
+/* Drains up to BATCH_MAX messages from the clients ROUTER (clients) or the
+ * verdict SUB. Returns 0, -1 on a fatal socket error (errno), AMITY_ENOMEM. */
+static int
+s_drain(ingest_t *self, bool clients)
+{
+    void *sock = clients ? self->clients : self->verdicts;
+    int max_parts = clients ? 3 : 2;
     zmq_msg_t parts[3];
     const void *frames[3];
     size_t lens[3];
@@ -790,7 +823,6 @@ s_drain(ingest_t *self, void *sock, int max_parts,
     int got;
     int rc = 0;
 
-    AMITY_ASSERT(max_parts <= 3);
     for (got = 0; got < BATCH_MAX; got++) {
         int r = s_recv_parts(sock, parts, max_parts, &n);
         if (r == 0) {
@@ -803,7 +835,12 @@ s_drain(ingest_t *self, void *sock, int max_parts,
             frames[i] = zmq_msg_data(&parts[i]);
             lens[i] = zmq_msg_size(&parts[i]);
         }
-        rc = handler(self, frames, lens, n, &self->out);
+        if (clients) {
+            rc = ingest_handle_client_as(self, s_peer_of(self, &parts[0]), frames, lens, n,
+                                         &self->out);
+        } else {
+            rc = ingest_handle_verdicts(self, frames, lens, n, &self->out);
+        }
         for (i = 0; i < n && i < max_parts; i++) {
             (void)zmq_msg_close(&parts[i]);
         }
@@ -817,14 +854,45 @@ s_drain(ingest_t *self, void *sock, int max_parts,
     return 0;
 }
 
+/* The ZAP handler with the certificate directories, before any CURVE
+ * socket exists: a handshake never meets a missing handler (and if it
+ * did, ZMQ_ZAP_ENFORCE_DOMAIN would refuse it). */
+static int
+s_open_auth(ingest_t *self, void *ctx)
+{
+    if (!self->secure) {
+        return 0;
+    }
+    if (amity_auth_new(&self->auth, ctx) != 0) {
+        return AMITY_EIO;
+    }
+    if (amity_auth_load(self->auth, AMITY_ZAP_CLIENTS, self->clients_dir) != 0) {
+        amity_log_error("clients-dir: cannot load the offices' certificates from %s",
+                        self->clients_dir);
+        return AMITY_EINVAL;
+    }
+    if (self->peers_dir != NULL &&
+        amity_auth_load(self->auth, AMITY_ZAP_SERVICES, self->peers_dir) != 0) {
+        amity_log_error("peers-dir: cannot load the services' certificates from %s",
+                        self->peers_dir);
+        return AMITY_EINVAL;
+    }
+    return 0;
+}
+
 static int
 s_open_sockets(ingest_t *self, void *ctx)
 {
     amity_sock_opts_t opts;
     char ep[ENDPOINT_MAX];
-    int on = 1;
+    int handover = 1;
     size_t i;
+    int rc;
 
+    rc = s_open_auth(self, ctx);
+    if (rc != 0) {
+        return rc;
+    }
     memset(&opts, 0, sizeof opts);
     opts.linger_ms = -1;
     opts.max_msg = self->max_msg;
@@ -832,10 +900,23 @@ s_open_sockets(ingest_t *self, void *ctx)
     if (self->clients == NULL) {
         return AMITY_EIO;
     }
-    /* a client that reconnects with the same identity takes its route over */
-    if (zmq_setsockopt(self->clients, ZMQ_ROUTER_HANDOVER, &on, sizeof on) != 0) {
+    /* development: a client that reconnects with the same identity takes
+     * its route over. Secure: never, or a registered office could take
+     * another's route (and its verdicts) by copying its routing id; a
+     * duplicate id is refused instead. */
+    handover = self->secure ? 0 : 1;
+    if (zmq_setsockopt(self->clients, ZMQ_ROUTER_HANDOVER, &handover, sizeof handover) != 0) {
         amity_log_errno("zmq_setsockopt ZMQ_ROUTER_HANDOVER");
         return AMITY_EIO;
+    }
+    if (self->secure) {
+        if (amity_curve_server(self->clients, &self->own, AMITY_ZAP_CLIENTS) != 0) {
+            return AMITY_EIO;
+        }
+        self->mon_clients = amity_monitor_new(ctx, self->clients, "clients");
+        if (self->mon_clients == NULL) {
+            return AMITY_EIO;
+        }
     }
     if (amity_sock_bind(self->clients, self->bind) != 0) {
         return AMITY_EIO;
@@ -845,7 +926,19 @@ s_open_sockets(ingest_t *self, void *ctx)
     opts.linger_ms = -1;
     opts.sndhwm = WORK_SNDHWM;
     self->validators = amity_sock_new(ctx, ZMQ_PUSH, &opts);
-    if (self->validators == NULL || amity_sock_bind(self->validators, self->work) != 0) {
+    if (self->validators == NULL) {
+        return AMITY_EIO;
+    }
+    if (self->peers_dir != NULL) {
+        if (amity_curve_server(self->validators, &self->own, AMITY_ZAP_SERVICES) != 0) {
+            return AMITY_EIO;
+        }
+        self->mon_work = amity_monitor_new(ctx, self->validators, "work");
+        if (self->mon_work == NULL) {
+            return AMITY_EIO;
+        }
+    }
+    if (amity_sock_bind(self->validators, self->work) != 0) {
         return AMITY_EIO;
     }
 
@@ -861,6 +954,11 @@ s_open_sockets(ingest_t *self, void *ctx)
         return AMITY_EIO;
     }
     for (i = 0; i < self->shards->n; i++) {
+        /* CURVE options are taken per connect: each shard has its own key */
+        if (self->shard_pub != NULL &&
+            amity_curve_client(self->verdicts, &self->own, self->shard_pub[i].public_txt) != 0) {
+            return AMITY_EIO;
+        }
         if (ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep) != 0 ||
             amity_sock_connect(self->verdicts, ep) != 0) {
             return AMITY_EIO;
@@ -887,8 +985,18 @@ s_log_ready(const ingest_t *self)
         }
         o += (size_t)n;
     }
-    amity_log_info("ready id=%s bind=%s work=%s verdicts=%s mode=development", self->id, self->bind,
-                   self->work, list);
+    if (self->secure) {
+        amity_log_info("ready id=%s bind=%s work=%s verdicts=%s mode=secure key=%s offices=%zu "
+                       "work_curve=%s services=%zu verdicts_curve=%s",
+                       self->id, self->bind, self->work, list, self->own.public_txt,
+                       amity_auth_count(self->auth, AMITY_ZAP_CLIENTS),
+                       self->peers_dir != NULL ? "on" : "off",
+                       amity_auth_count(self->auth, AMITY_ZAP_SERVICES),
+                       self->shard_pub != NULL ? "on" : "off");
+    } else {
+        amity_log_info("ready id=%s bind=%s work=%s verdicts=%s mode=development", self->id,
+                       self->bind, self->work, list);
+    }
 }
 
 static void
@@ -897,12 +1005,51 @@ s_close_sockets(ingest_t *self)
     amity_sock_close(&self->clients);
     amity_sock_close(&self->validators);
     amity_sock_close(&self->verdicts);
+    amity_sock_close(&self->mon_clients);
+    amity_sock_close(&self->mon_work);
+    amity_auth_destroy(&self->auth);
+}
+
+/* Counts the handshakes the monitors saw failing (each is logged there). */
+static void
+s_process_monitors(ingest_t *self, const zmq_pollitem_t *items, int mon_clients, int mon_work)
+{
+    int n;
+
+    if (mon_clients >= 0 && (items[mon_clients].revents & ZMQ_POLLIN)) {
+        n = amity_monitor_process(self->mon_clients, "clients");
+        self->stats.handshake_failures += (uint64_t)n;
+    }
+    if (mon_work >= 0 && (items[mon_work].revents & ZMQ_POLLIN)) {
+        n = amity_monitor_process(self->mon_work, "work");
+        self->stats.handshake_failures += (uint64_t)n;
+    }
+}
+
+/* True when counters changed since the last stats line. */
+static bool
+s_stats_changed(const ingest_t *self)
+{
+    uint64_t refused = 0;
+
+    if (self->auth != NULL) {
+        amity_auth_stats(self->auth, NULL, &refused);
+    }
+    return memcmp(&self->stats, &self->logged, sizeof self->stats) != 0 ||
+           refused != self->logged_refused;
 }
 
 int
 ingest_run(ingest_t *self, void *ctx, int signal_fd)
 {
-    zmq_pollitem_t items[POLL_COUNT];
+    zmq_pollitem_t items[POLL_MAX];
+    int n_items = 0;
+    int it_signal = -1;
+    int it_zap = -1;
+    int it_clients;
+    int it_verdicts;
+    int it_mon_clients = -1;
+    int it_mon_work = -1;
     int rc = 0;
 
     AMITY_ASSERT(self != NULL && ctx != NULL);
@@ -916,22 +1063,41 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
     (void)sd_notify(0, "READY=1");
 #endif
 
+    /* a negative fd is not polled; leave the slot out rather than rely on that */
     memset(items, 0, sizeof items);
-    items[POLL_SIGNAL].fd = signal_fd;
-    items[POLL_SIGNAL].events = signal_fd >= 0 ? ZMQ_POLLIN : 0;
-    items[POLL_CLIENTS].socket = self->clients;
-    items[POLL_CLIENTS].events = ZMQ_POLLIN;
-    items[POLL_VERDICTS].socket = self->verdicts;
-    items[POLL_VERDICTS].events = ZMQ_POLLIN;
+    if (signal_fd >= 0) {
+        it_signal = n_items++;
+        items[it_signal].fd = signal_fd;
+        items[it_signal].events = ZMQ_POLLIN;
+    }
+    if (self->auth != NULL) {
+        it_zap = n_items++;
+        items[it_zap].socket = amity_auth_socket(self->auth);
+        items[it_zap].events = ZMQ_POLLIN;
+    }
+    if (self->mon_clients != NULL) {
+        it_mon_clients = n_items++;
+        items[it_mon_clients].socket = self->mon_clients;
+        items[it_mon_clients].events = ZMQ_POLLIN;
+    }
+    if (self->mon_work != NULL) {
+        it_mon_work = n_items++;
+        items[it_mon_work].socket = self->mon_work;
+        items[it_mon_work].events = ZMQ_POLLIN;
+    }
+    it_clients = n_items++;
+    items[it_clients].socket = self->clients;
+    items[it_clients].events = ZMQ_POLLIN;
+    it_verdicts = n_items++;
+    items[it_verdicts].socket = self->verdicts;
+    items[it_verdicts].events = ZMQ_POLLIN;
     self->next_stats_ms = amity_clock_mono_ms() + STATS_EVERY_MS;
 
     while (!self->stopping) {
         int64_t now = amity_clock_mono_ms();
         long timeout = (long)(self->next_stats_ms > now ? self->next_stats_ms - now : 0);
 
-        /* a negative fd is not polled; skip the slot rather than rely on that */
-        if (zmq_poll(signal_fd >= 0 ? items : items + 1,
-                     signal_fd >= 0 ? POLL_COUNT : POLL_COUNT - 1, timeout) < 0) {
+        if (zmq_poll(items, n_items, timeout) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -941,25 +1107,30 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
             }
             break;
         }
-        if (signal_fd >= 0 && (items[POLL_SIGNAL].revents & ZMQ_POLLIN)) {
+        if (it_signal >= 0 && (items[it_signal].revents & ZMQ_POLLIN)) {
             s_on_signal(self, signal_fd);
         }
+        /* handshakes waiting on the handler hold connections back */
+        if (it_zap >= 0 && (items[it_zap].revents & ZMQ_POLLIN)) {
+            (void)amity_auth_process(self->auth);
+        }
+        s_process_monitors(self, items, it_mon_clients, it_mon_work);
         /* verdicts first: they complete work already done */
-        if (items[POLL_VERDICTS].revents & ZMQ_POLLIN) {
-            rc = s_drain(self, self->verdicts, 2, ingest_handle_verdicts);
+        if (items[it_verdicts].revents & ZMQ_POLLIN) {
+            rc = s_drain(self, false);
             if (rc != 0) {
                 break;
             }
         }
-        if (!self->stopping && (items[POLL_CLIENTS].revents & ZMQ_POLLIN)) {
-            rc = s_drain(self, self->clients, 3, ingest_handle_client);
+        if (!self->stopping && (items[it_clients].revents & ZMQ_POLLIN)) {
+            rc = s_drain(self, true);
             if (rc != 0) {
                 break;
             }
         }
         now = amity_clock_mono_ms();
         if (now >= self->next_stats_ms) {
-            if (memcmp(&self->stats, &self->logged, sizeof self->stats) != 0) {
+            if (s_stats_changed(self)) {
                 s_log_stats(self, "");
             }
             self->next_stats_ms = now + STATS_EVERY_MS;

@@ -20,6 +20,10 @@ typedef struct {
     char *work;             /* validator PUSH endpoint */
     amity_strlist_t shards; /* shard base endpoints */
     int64_t max_msg;        /* ZMQ_MAXMSGSIZE for clients */
+    char *key;              /* own secret certificate */
+    char *clients_dir;      /* offices' public certificates */
+    char *peers_dir;        /* services' public certificates */
+    amity_strlist_t shard_keys; /* shards' public certificates */
     char *log_level;        /* error|warn|info|debug */
 } ingest_cfg_t;
 
@@ -32,6 +36,14 @@ static const amity_opt_t s_opts[] = {
       "aggregate shard base endpoints, in shard order (verdicts come from PORT+1)" },
     { "max-msg", AMITY_OPT_INT, offsetof(ingest_cfg_t, max_msg), "4194304", 1024,
       INGEST_MAX_MSG_MAX, "largest client message in bytes" },
+    { "key", AMITY_OPT_STR, offsetof(ingest_cfg_t, key), NULL, 0, 0,
+      "ingest's secret certificate (NAME_secret from amity-keygen); with --clients-dir" },
+    { "clients-dir", AMITY_OPT_STR, offsetof(ingest_cfg_t, clients_dir), NULL, 0, 0,
+      "directory of the offices' public certificates: offices are their keys (CURVE)" },
+    { "peers-dir", AMITY_OPT_STR, offsetof(ingest_cfg_t, peers_dir), NULL, 0, 0,
+      "directory of the validators' public certificates: CURVE on the work endpoint" },
+    { "shard-keys", AMITY_OPT_LIST, offsetof(ingest_cfg_t, shard_keys), NULL, 0, 0,
+      "the shards' public certificates, in the order of --shards (CURVE on verdicts)" },
     { "log-level", AMITY_OPT_STR, offsetof(ingest_cfg_t, log_level), "info", 0, 0,
       "error, warn, info or debug" },
 };
@@ -49,7 +61,7 @@ int
 main(int argc, char **argv)
 {
     ingest_cfg_t cfg = { 0 };
-    ingest_opts_t opts;
+    ingest_opts_t opts = { 0 };
     ingest_t *ingest = NULL;
     void *ctx = NULL;
     int sfd = -1;
@@ -75,6 +87,10 @@ main(int argc, char **argv)
     opts.work = cfg.work;
     opts.shards = &cfg.shards;
     opts.max_msg = cfg.max_msg;
+    opts.key = cfg.key;
+    opts.clients_dir = cfg.clients_dir;
+    opts.peers_dir = cfg.peers_dir;
+    opts.shard_keys = &cfg.shard_keys;
     rc = ingest_new(&ingest, &opts);
     if (rc != 0) {
         code = rc == AMITY_EINVAL ? AMITY_EXIT_CONFIG : AMITY_EXIT_RUNTIME;
@@ -96,7 +112,7 @@ main(int argc, char **argv)
         goto out;
     }
     rc = ingest_run(ingest, ctx, sfd);
-    code = rc == 0 ? AMITY_EXIT_OK : AMITY_EXIT_RUNTIME;
+    code = rc == 0 ? AMITY_EXIT_OK : rc == AMITY_EINVAL ? AMITY_EXIT_CONFIG : AMITY_EXIT_RUNTIME;
 
 out:
     ingest_destroy(&ingest);

@@ -15,7 +15,7 @@ import harness as h
 BASE_PORT = 24800
 OFFICES = ["lhhn-khanh-hoa", "hoi-viet-phap"]
 N_PER_OFFICE = 8500   # plus corrections, retractions and resends: ~10k lines each
-N_CHUNKS = 12         # files per office, submitted one after the other
+N_CHUNKS = 14         # files per office, submitted one after the other
 PACE_S = 1.4          # a file starts no earlier than i * PACE_S after the first
 
 
@@ -37,7 +37,8 @@ def main():
             h.log("%s: %d lines in %d files" % (o, len(stream), N_CHUNKS))
         ref = model.totals()
         c.start_all()
-        sub = c.subscribe([""], label="crash")
+        # notify is restarted too (new epoch, seq starts over): no seq order check
+        sub = c.subscribe([""], label="crash", strict_seq=False)
         sub.wait_first_snapshot()
 
         # one submitter thread per office runs amity-submit on its files in
@@ -65,21 +66,29 @@ def main():
             return any(t.is_alive() for t in threads)
 
         # chaos schedule: (delay before, daemon to kill -9 and restart)
+        # ("term" = SIGTERM under load: the daemon must exit 0 within 5 s having
+        # committed its batch; then it is restarted like the others)
         plan = [
             (0.8, "aggregate0"), (0.8, "ingest"), (0.8, "aggregate0"), (0.8, "validate1"),
-            (0.8, "aggregate0"), (0.8, "ingest"), (0.8, "validate0"), (0.8, "aggregate0"),
-            (0.8, "validate1"), (0.8, "aggregate0"),
+            (0.8, "notify"), (0.8, "aggregate0"), (0.8, "ingest"), (0.8, "term aggregate0"),
+            (0.8, "validate0"), (0.8, "aggregate0"), (0.8, "validate1"), (0.8, "aggregate0"),
         ]
         done = []
-        for delay, name in plan:
+        for delay, action in plan:
             time.sleep(delay)
             if not running():
                 break
-            h.log("chaos: kill -9 %s" % name)
-            c.kill(name, signal.SIGKILL)
+            if action.startswith("term "):
+                name = action[5:]
+                h.log("chaos: SIGTERM %s under load" % name)
+                c.stop(name)          # records a failure unless exit 0 within 5 s
+            else:
+                name = action
+                h.log("chaos: kill -9 %s" % name)
+                c.kill(name, signal.SIGKILL)
             time.sleep(1.0 if name.startswith("aggregate") else 0.3)
             c.start(name)
-            done.append(name)
+            done.append(action)
         h.log("chaos actions during the stream: %d of %d (%s)%s" % (
             len(done), len(plan), ", ".join(done),
             "" if len(done) == len(plan) else " -- stream ended early, fewer crashes exercised"))

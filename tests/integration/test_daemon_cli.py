@@ -339,6 +339,25 @@ def pipeline_checks():
             h.assert_totals_equal(c.query(""), model.totals(), "totals after garbage")
         except AssertionError as e:
             check(False, str(e))
+        # amity-submit FILE "-" reads stdin; a line that is not JSON is a rejection
+        # reported as -:LINE (or <stdin>:LINE) and the other lines are still counted
+        recs4 = [h.random_record(rng, "g4-%03d" % i) for i in range(4)]
+        lines = [h.jsonl(x) for x in recs4]
+        lines.insert(2, '{"id": "broken", "kind": ')
+        for x in recs4:
+            model.apply(office, x)
+        r = c.run_client(["amity-submit", "--ingest", c.ingest_ep, "--office", office,
+                          "--timeout-ms", "2000", "--deadline-s", "60", "-"], timeout=90,
+                         input_bytes=("\n".join(lines) + "\n").encode())
+        out_lines = [l for l in r.stdout.splitlines() if l.strip()]
+        check(r.returncode == 65 and out_lines and
+              out_lines[-1] == "accepted 4, duplicate 0, rejected 1",
+              "amity-submit - with one unparsable line: rc %s, stdout %r (expected 65 and "
+              "'accepted 4, duplicate 0, rejected 1')" % (r.returncode, r.stdout[-500:]))
+        check(any(re.match(r"^(-|<stdin>|stdin):3: ", l) for l in out_lines),
+              "amity-submit -: no rejection line '-:3: ...' for the unparsable line; stdout %r"
+              % r.stdout[-500:])
+
         # amity-submit's other exit codes: no verdicts before the deadline (no
         # validator), and ingest unreachable (69)
         c.stop("validate0")

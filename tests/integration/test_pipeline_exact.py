@@ -145,7 +145,9 @@ class OfficeScript:
             (inv("float-amount", "relief", amount=12.5, currency="USD"), "amount"),
             (inv("float-metric", "activity", activities=3.5), "activities"),
             (inv("string-metric", "award", awards="3"), "awards"),
-            (inv("huge-metric", "delegation_in", people=10 ** 22), "people"),
+            # 10^22 is beyond what the client's JSON parser takes: the line cannot be
+            # parsed, so the reason may name the JSON error instead of the field
+            (inv("huge-metric", "delegation_in", people=10 ** 22), ("people", "json")),
             (inv("neg-metric", "contact", partners=-2), "partners"),
             (inv("neg-rev", "activity", rev=-1), "rev"),
             (inv("str-rev", "activity", rev="2"), "rev"),
@@ -268,7 +270,9 @@ def check_submit(res, path, counts, rejects):
             problems.append("unexpected rejection %r" % line)
             continue
         eid, field = rejects[lineno]
-        if rid != eid:
+        unparsable = isinstance(field, tuple) and "json" in field and rid == "-"
+        too_long = len(eid or "") > 128 and len(rid) >= 64 and eid.startswith(rid)
+        if rid != eid and not unparsable and not too_long:
             problems.append("line %d: id %r, expected %r (%r)" % (lineno, rid, eid, line))
         fields = field if isinstance(field, tuple) else (field,)
         if not any(f_ in why for f_ in fields):
@@ -294,6 +298,7 @@ def main():
         sub = c.subscribe([""], label="early")
         sub.wait_first_snapshot()
         model = h.Model()
+        problems = []
         for phase in range(3):
             exp = {}
             for s in scripts:   # model order = office order; phases make it order-free
@@ -309,8 +314,12 @@ def main():
                 except AssertionError as e:
                     errors.append(str(e))
             if errors:
-                raise AssertionError("phase %d:\n%s" % (phase + 1, "\n\n".join(errors)))
-            h.log("phase %d verdicts as expected" % (phase + 1))
+                # keep going: the totals below are checked whatever the verdict lines say
+                problems.append("phase %d:\n%s" % (phase + 1, "\n\n".join(errors)))
+                h.log("phase %d: verdict problems (reported at the end):\n%s" % (
+                    phase + 1, "\n\n".join(errors)))
+            else:
+                h.log("phase %d verdicts as expected" % (phase + 1))
         ref = model.totals()
         h.log("reference: %d non-zero keys over %d live records" % (
             len(h.nonzero(ref)), len(model.live_records())))
@@ -323,6 +332,9 @@ def main():
         sub.wait_equal(ref, timeout=30, what="reference")
         # the example keys of DOMAIN.md have the documented shape
         assert any(k.startswith("2020/all/aid_disbursement/US/amount.USD") for k in ref)
+        if problems:
+            raise AssertionError("totals exact, but amity-submit's verdict report is wrong:\n"
+                                 + "\n".join(problems))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ static int
 s_setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    ingest_opts_t opts;
+    ingest_opts_t opts = { 0 };
 
     assert_non_null(fx);
     fx->shard_items[0] = (char *)"tcp://127.0.0.1:17810";
@@ -200,7 +200,7 @@ test_ingest_id_is_random_hex(void **state)
     fixture_t *fx = *state;
     const char *id = ingest_id(fx->ingest);
     ingest_t *other = NULL;
-    ingest_opts_t opts;
+    ingest_opts_t opts = { 0 };
     size_t i;
 
     assert_int_equal(strlen(id), INGEST_ID_LEN);
@@ -472,7 +472,7 @@ test_ingest_refuses_non_loopback(void **state)
 {
     fixture_t *fx = *state;
     ingest_t *other = NULL;
-    ingest_opts_t opts;
+    ingest_opts_t opts = { 0 };
     amity_strlist_t bad_shards;
     char *bad_items[1] = { (char *)"tcp://127.0.0.1" };
 
@@ -546,7 +546,7 @@ test_ingest_loop_over_inproc(void **state)
     fixture_t *fx = *state;
     char *shard_item = (char *)"inproc://t-ing-shard0";
     amity_strlist_t shards = { 1, &shard_item };
-    ingest_opts_t opts;
+    ingest_opts_t opts = { 0 };
     runner_t r;
     pthread_t th;
     void *dealer;
