@@ -66,6 +66,7 @@ static const amity_config_spec_t s_spec = {
     s_opts,
     sizeof(s_opts) / sizeof(s_opts[0]),
     false,
+    NULL,
 };
 
 /*  ------------------------------------------------------------------

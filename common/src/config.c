@@ -690,6 +690,10 @@ amity_config_load(const amity_config_spec_t *spec, void *cfg, int argc, char **a
             amity_log_set_level(*(char **)s_field(cfg, &spec->opts[i]));
         }
     }
+    if (spec->check && spec->check(cfg) != 0) {
+        amity_config_free(spec, cfg);
+        return AMITY_CONFIG_ERROR;
+    }
     if (meta.check) {
         printf("%s: configuration OK\n", spec->program);
         s_print_values(spec, cfg);

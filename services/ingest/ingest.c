@@ -795,16 +795,18 @@ s_send_out(ingest_t *self, const ingest_out_t *out)
 }
 
 /* The office behind a client message: its User-Id (the Z85 public key the
- * ZAP handler admitted) looked up now, so a key removed since is refused. */
+ * ZAP handler admitted) looked up now, so a key removed since is refused.
+ * Read from a body part: libzmq 4.3.4's ROUTER leaves the routing id part
+ * without metadata when the message was prefetched by zmq_poll. */
 static const amity_peer_t *
-s_peer_of(const ingest_t *self, zmq_msg_t *first)
+s_peer_of(const ingest_t *self, zmq_msg_t *body)
 {
     const char *user_id;
 
     if (self->auth == NULL) {
         return NULL;
     }
-    user_id = zmq_msg_gets(first, "User-Id");
+    user_id = zmq_msg_gets(body, "User-Id");
     return amity_auth_peer(self->auth, AMITY_ZAP_CLIENTS, user_id);
 }
 
@@ -836,8 +838,9 @@ s_drain(ingest_t *self, bool clients)
             lens[i] = zmq_msg_size(&parts[i]);
         }
         if (clients) {
-            rc = ingest_handle_client_as(self, s_peer_of(self, &parts[0]), frames, lens, n,
-                                         &self->out);
+            /* the routing id part lacks metadata: ask a body part */
+            rc = ingest_handle_client_as(self, n > 1 ? s_peer_of(self, &parts[1]) : NULL, frames,
+                                         lens, n, &self->out);
         } else {
             rc = ingest_handle_verdicts(self, frames, lens, n, &self->out);
         }

@@ -50,6 +50,7 @@ static const amity_config_spec_t s_spec = {
     s_opts,
     sizeof(s_opts) / sizeof(s_opts[0]),
     false,
+    NULL,
 };
 
 static const amity_config_spec_t s_spec_args = {
@@ -59,6 +60,28 @@ static const amity_config_spec_t s_spec_args = {
     s_opts,
     sizeof(s_opts) / sizeof(s_opts[0]),
     true,
+    NULL,
+};
+
+/*  A program check: refuses a bind that is not loopback-looking. */
+static int
+s_check_bind(const void *cfg)
+{
+    const test_cfg_t *c = cfg;
+    if (strncmp(c->bind, "tcp://127.", 10) != 0) {
+        fprintf(stderr, "amity-test: bind: %s is not loopback\n", c->bind);
+        return -1;
+    }
+    return 0;
+}
+
+static const amity_config_spec_t s_spec_checked = {
+    .program = "amity-test",
+    .section = "test",
+    .summary = "a program with its own checks",
+    .opts = s_opts,
+    .n_opts = sizeof(s_opts) / sizeof(s_opts[0]),
+    .check = s_check_bind,
 };
 
 static const char *const s_env_vars[] = {
@@ -208,6 +231,20 @@ test_config_defaults(void **state)
     assert_int_equal(st->n_args, 0);
     assert_string_equal(st->err, "");
     assert_string_equal(st->out, "");
+}
+
+static void
+test_config_program_check_runs_for_check_config(void **state)
+{
+    state_t *st = *state;
+    char *ok[] = { "amity-test", "--check-config", NULL };
+    assert_int_equal(s_load(st, &s_spec_checked, ARGC(ok), ok), AMITY_CONFIG_EXIT_OK);
+    s_assert_contains(st->out, "configuration OK");
+    char *bad[] = { "amity-test", "--bind", "tcp://10.0.0.1:7700", "--check-config", NULL };
+    assert_int_equal(s_load(st, &s_spec_checked, ARGC(bad), bad), AMITY_CONFIG_ERROR);
+    s_assert_contains(st->err, "bind: tcp://10.0.0.1:7700 is not loopback");
+    char *run[] = { "amity-test", "--bind", "tcp://10.0.0.1:7700", NULL };
+    assert_int_equal(s_load(st, &s_spec_checked, ARGC(run), run), AMITY_CONFIG_ERROR);
 }
 
 static void
@@ -569,6 +606,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config_defaults, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_config_precedence, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_config_program_check_runs_for_check_config, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_config_bool_forms, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_config_bad_int, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_config_unknown_key, s_setup, s_teardown),

@@ -44,6 +44,11 @@ typedef struct {
     const amity_opt_t *opts;
     size_t n_opts;
     bool allow_args; /**< positional arguments allowed (clients) */
+    /**< the program's own checks of the loaded values (endpoints, files,
+     *   combinations), run before --check-config reports OK and before the
+     *   program runs; prints its errors and returns non-zero to refuse.
+     *   NULL: none. */
+    int (*check)(const void *cfg);
 } amity_config_spec_t;
 
 typedef enum {
