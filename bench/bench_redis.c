@@ -9,7 +9,7 @@
  *
  *    amity-bench_redis [--port P(6390)] [--records N(200k)] [--window W(20480)]
  *        [--rate R(0: as fast as possible)] [--first S(0)] [--offices K(20)]
- *        [--seed X] [--no-flush]
+ *        [--conns C(K)] [--seed X] [--no-flush]
  *
  *  Throughput is records / time from the first command to the last reply;
  *  latency (with --rate) is per record, command written -> reply read.
@@ -121,6 +121,57 @@ s_info(redisContext *c, const char *section, const char *name)
     return v;
 }
 
+typedef struct {
+    redisContext *c;       /* one connection */
+    uint64_t next;         /* next serial it sends (its offices' records) */
+    uint64_t in_flight;    /* commands without a reply */
+    uint64_t *fifo;        /* rate mode: record index of each command in flight, in order */
+    uint64_t head, tail;   /* ring positions (mod fifo_cap) */
+} s_conn_t;
+
+/*  Reads every reply that has arrived on conn k; returns replies or -1. */
+static long
+s_read_replies(s_conn_t *k, uint64_t *dups, bench_samples_t *lat, const int64_t *sent_ns,
+               uint64_t fifo_cap)
+{
+    long got = 0;
+    if (redisBufferRead(k->c) != REDIS_OK) {
+        return -1;
+    }
+    int64_t t = bench_now_ns();
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(k->c, &reply) != REDIS_OK) {
+            return -1;
+        }
+        if (reply == NULL) {
+            break;
+        }
+        if (s_check(reply, dups) != 0) {
+            return -1;
+        }
+        if (sent_ns != NULL) {
+            uint64_t idx = k->fifo[k->head++ % fifo_cap];
+            (void)bench_samples_add(lat, (double)(t - sent_ns[idx]) / 1e9);
+        }
+        k->in_flight--;
+        got++;
+    }
+    return got;
+}
+
+static int
+s_flush(s_conn_t *k)
+{
+    int wdone = 0;
+    while (!wdone) {
+        if (redisBufferWrite(k->c, &wdone) != REDIS_OK) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -130,16 +181,19 @@ main(int argc, char **argv)
     uint64_t rate = 0;
     uint64_t first = 0;
     uint64_t offices = BENCH_OFFICES_DEFAULT;
+    uint64_t n_conns = 0;
     uint64_t seed = BENCH_SEED_DEFAULT;
     bool flush = true;
     bench_workload_t w;
     bench_samples_t lat = { 0 };
     int64_t *sent_ns = NULL;
     s_cmd_t *cmd = calloc(1, sizeof(*cmd));
+    s_conn_t *conns = NULL;
+    struct pollfd *pfd = NULL;
     redisContext *c = NULL;
     redisReply *r;
     char sha[64];
-    uint64_t sent = 0, done = 0, dups = 0;
+    uint64_t sent = 0, done = 0, dups = 0, fifo_cap = 0;
     int exit_code = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -157,20 +211,26 @@ main(int argc, char **argv)
                   : strcmp(a, "--rate") == 0    ? &rate
                   : strcmp(a, "--first") == 0   ? &first
                   : strcmp(a, "--offices") == 0 ? &offices
+                  : strcmp(a, "--conns") == 0   ? &n_conns
                   : strcmp(a, "--seed") == 0    ? &seed
                                                 : NULL;
         }
         if (dst == NULL || !bench_parse_count(v, dst)) {
             fprintf(stderr, "usage: amity-bench_redis [--port P] [--records N] [--window W]\n"
-                            "    [--rate R] [--first S] [--offices K] [--seed X] [--no-flush]\n");
+                            "    [--rate R] [--first S] [--offices K] [--conns C(K)] [--seed X]\n"
+                            "    [--no-flush]\n");
             free(cmd);
             return 2;
         }
         i++;
     }
+    if (n_conns == 0) {
+        n_conns = offices;
+    }
     if (cmd == NULL || window == 0 || n_records == 0 || port == 0 || port > 65535 ||
-        offices == 0 || offices > BENCH_OFFICES_MAX) {
-        fprintf(stderr, "bench_redis: option out of range\n");
+        offices == 0 || offices > BENCH_OFFICES_MAX || n_conns > offices ||
+        offices % n_conns != 0) {
+        fprintf(stderr, "bench_redis: option out of range (conns must divide offices)\n");
         free(cmd);
         return 2;
     }
@@ -210,89 +270,92 @@ main(int argc, char **argv)
         freeReplyObject(r);
     }
 
-    double t0 = bench_now();
-    if (rate == 0) {
-        while (done < n_records) {
-            while (sent < n_records && sent - done < window) {
-                if (s_append(c, sha, &w, first + sent, cmd) != 0) {
-                    goto out;
-                }
-                sent++;
-            }
-            /* read what has come (blocking for at least one reply) */
-            void *reply = NULL;
-            if (redisGetReply(c, &reply) != REDIS_OK || s_check(reply, &dups) != 0) {
-                fprintf(stderr, "bench_redis: %s\n", c->errstr);
-                goto out;
-            }
-            done++;
-            while (done < sent) {
-                reply = NULL;
-                if (redisGetReplyFromReader(c, &reply) != REDIS_OK) {
-                    goto out;
-                }
-                if (reply == NULL) {
-                    break;
-                }
-                if (s_check(reply, &dups) != 0) {
-                    goto out;
-                }
-                done++;
-            }
+    /* one connection per office group (serial s goes to conn s % C), W/C in flight each */
+    conns = calloc(n_conns, sizeof(*conns));
+    pfd = calloc(n_conns, sizeof(*pfd));
+    if (conns == NULL || pfd == NULL) {
+        goto out;
+    }
+    uint64_t per_conn = window / n_conns > 0 ? window / n_conns : 1;
+    fifo_cap = per_conn + 1;
+    for (uint64_t i = 0; i < n_conns; i++) {
+        conns[i].c = redisConnect("127.0.0.1", (int)port);
+        if (conns[i].c == NULL || conns[i].c->err) {
+            fprintf(stderr, "bench_redis: cannot connect\n");
+            goto out;
         }
-    } else {
-        int64_t t0_ns = bench_now_ns();
-        int64_t next = t0_ns;
+        conns[i].next = i;
+        conns[i].fifo = calloc(fifo_cap, sizeof(uint64_t));
+        if (conns[i].fifo == NULL) {
+            goto out;
+        }
+        pfd[i].fd = conns[i].c->fd;
+        pfd[i].events = POLLIN;
+    }
+    if (rate > 0) {
         sent_ns = calloc(n_records, sizeof(*sent_ns));
         if (sent_ns == NULL) {
             goto out;
         }
-        while (done < n_records) {
-            int64_t now = bench_now_ns();
-            if (now >= next && sent < n_records) {
-                uint64_t due = (uint64_t)((double)(now - t0_ns) * 1e-9 * (double)rate) + 1;
-                due = due > n_records ? n_records : due;
-                while (sent < due) {
-                    if (s_append(c, sha, &w, first + sent, cmd) != 0) {
-                        goto out;
-                    }
-                    sent_ns[sent++] = now;
-                }
-                int wdone = 0;
-                while (!wdone) {
-                    if (redisBufferWrite(c, &wdone) != REDIS_OK) {
-                        goto out;
-                    }
-                }
-                next += 1000000;
+    }
+
+    double t0 = bench_now();
+    int64_t t0_ns = bench_now_ns();
+    int64_t next_tick = t0_ns;
+    while (done < n_records) {
+        /* send: as fast as the windows allow, or what the rate makes due */
+        uint64_t due = n_records;
+        int64_t now = bench_now_ns();
+        if (rate > 0) {
+            due = now < next_tick ? sent
+                                  : (uint64_t)((double)(now - t0_ns) * 1e-9 * (double)rate) + 1;
+            due = due > n_records ? n_records : due;
+            if (now >= next_tick) {
+                next_tick += 1000000;
             }
-            int wait = sent < n_records ? (int)((next - bench_now_ns()) / 1000000) : 5000;
-            struct pollfd p = { c->fd, POLLIN, 0 };
-            int pr = poll(&p, 1, wait < 0 ? 0 : wait);
-            if (pr < 0 && errno != EINTR) {
+        }
+        while (sent < due) {
+            s_conn_t *k = &conns[sent % n_conns];
+            if (k->in_flight >= per_conn) {
+                break;
+            }
+            if (s_append(k->c, sha, &w, first + sent, cmd) != 0) {
                 goto out;
             }
-            if (pr == 0 && sent >= n_records) {
-                fprintf(stderr, "bench_redis: no reply for 5 s\n");
+            if (sent_ns != NULL) {
+                sent_ns[sent] = now;
+                k->fifo[k->tail++ % fifo_cap] = sent;
+            }
+            k->in_flight++;
+            sent++;
+        }
+        for (uint64_t i = 0; i < n_conns; i++) {
+            if (s_flush(&conns[i]) != 0) {
                 goto out;
             }
-            if (pr > 0 && redisBufferRead(c) != REDIS_OK) {
-                goto out;
-            }
-            int64_t t = bench_now_ns();
-            for (;;) {
-                void *reply = NULL;
-                if (redisGetReplyFromReader(c, &reply) != REDIS_OK) {
+        }
+        /* receive */
+        int wait = 5000;
+        if (rate > 0 && sent < n_records) {
+            wait = (int)((next_tick - bench_now_ns()) / 1000000);
+            wait = wait < 0 ? 0 : wait;
+        }
+        int pr = poll(pfd, (nfds_t)n_conns, wait);
+        if (pr < 0 && errno != EINTR) {
+            goto out;
+        }
+        if (pr == 0 && wait == 5000) {
+            fprintf(stderr, "bench_redis: no reply for 5 s\n");
+            goto out;
+        }
+        for (uint64_t i = 0; i < n_conns && pr > 0; i++) {
+            if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) {
+                long got = s_read_replies(&conns[i], &dups, &lat, sent_ns, fifo_cap);
+                if (got < 0) {
+                    fprintf(stderr, "bench_redis: %s\n", conns[i].c->errstr);
                     goto out;
                 }
-                if (reply == NULL) {
-                    break;
-                }
-                if (s_check(reply, &dups) != 0) {
-                    goto out;
-                }
-                (void)bench_samples_add(&lat, (double)(t - sent_ns[done]) / 1e9);
-                done++;
+                done += (uint64_t)got;
             }
         }
     }
@@ -309,12 +372,12 @@ main(int argc, char **argv)
     if (r != NULL) {
         freeReplyObject(r);
     }
-    printf("RESULT bench=redis records=%llu done=%llu window=%llu rate=%llu secs=%.3f rps=%.0f "
-           "dups=%llu fsync_always=%lld totals_keys=%lld aof_bytes_per_record=%.1f "
-           "mem_bytes_per_record=%.1f",
+    printf("RESULT bench=redis records=%llu done=%llu window=%llu conns=%llu rate=%llu "
+           "secs=%.3f rps=%.0f dups=%llu fsync_always=%lld totals_keys=%lld "
+           "aof_bytes_per_record=%.1f mem_bytes_per_record=%.1f",
            (unsigned long long)n_records, (unsigned long long)done,
-           (unsigned long long)window, (unsigned long long)rate, secs, (double)done / secs,
-           (unsigned long long)dups, fsync_always, hlen,
+           (unsigned long long)window, (unsigned long long)n_conns, (unsigned long long)rate,
+           secs, (double)done / secs, (unsigned long long)dups, fsync_always, hlen,
            aof1 >= 0 && aof0 >= 0 ? (double)(aof1 - aof0) / (double)done : -1.0,
            mem >= 0 ? (double)mem / (double)done : -1.0);
     bench_print_latency("reply", &lat);
@@ -322,6 +385,16 @@ main(int argc, char **argv)
            pid > 0 ? bench_vmhwm_kib((int)pid) : -1L);
     exit_code = done == n_records && dups == 0 ? 0 : 1;
 out:
+    if (conns != NULL) {
+        for (uint64_t i = 0; i < n_conns; i++) {
+            if (conns[i].c != NULL) {
+                redisFree(conns[i].c);
+            }
+            free(conns[i].fifo);
+        }
+    }
+    free(conns);
+    free(pfd);
     if (c != NULL) {
         redisFree(c);
     }

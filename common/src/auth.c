@@ -455,6 +455,58 @@ amity_auth_allows(const amity_peer_t *peer, const char *key, size_t key_len)
     return rest > 3 && memcmp(office, "all/", 4) == 0;
 }
 
+/*  True when a and b agree on their common length: one is a prefix of the
+ *  other, so some string starts with both. */
+static bool
+s_overlap(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    size_t n = a_len < b_len ? a_len : b_len;
+    return n == 0 || memcmp(a, b, n) == 0;
+}
+
+bool
+amity_auth_may_read(const amity_peer_t *peer, const char *prefix, size_t prefix_len)
+{
+    if (!peer) {
+        return false;
+    }
+    if (peer->prefixes[0]) {
+        const char *p = peer->prefixes;
+        while (*p) {
+            while (*p == ' ' || *p == ',') {
+                p++;
+            }
+            const char *end = p;
+            while (*end && *end != ',') {
+                end++;
+            }
+            size_t len = (size_t) (end - p);
+            while (len > 0 && p[len - 1] == ' ') {
+                len--;
+            }
+            if ((len == 1 && p[0] == '*') || (len > 0 && s_overlap(prefix, prefix_len, p, len))) {
+                return true;
+            }
+            p = end;
+        }
+        return false;
+    }
+    if (!peer->is_office) {
+        return false;
+    }
+    /* PERIOD/OFFICE/...: any prefix still inside the period, or whose
+     * office part agrees with "<own>/" or "all/" */
+    const char *slash = memchr(prefix, '/', prefix_len);
+    if (!slash) {
+        return true;
+    }
+    const char *office = slash + 1;
+    size_t rest = prefix_len - (size_t) (office - prefix);
+    char own[sizeof peer->name + 1];
+    size_t own_len = (size_t) snprintf(own, sizeof own, "%s/", peer->name);
+    return s_overlap(office, rest, own, own_len) || s_overlap(office, rest, "all/", 4);
+}
+
 void
 amity_auth_stats(const amity_auth_t *self, uint64_t *admitted, uint64_t *refused)
 {

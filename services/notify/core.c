@@ -9,6 +9,7 @@
 
 #include "amity/err.h"
 #include "amity/log.h"
+#include "amity/record.h"
 
 #define S_EXPIRE_EVERY_MS 1000 /**< subscriber expiry sweep period */
 
@@ -31,6 +32,7 @@ struct notify_core {
     amity_kv_t *kv;         /**< snapshot chunk scratch */
     size_t cap_kv;          /**< entries allocated */
     notify_stats_t stats;   /**< counters */
+    bool secure;            /**< requests need a peer */
 };
 
 static int
@@ -175,11 +177,12 @@ s_entry_cmp(const void *a, const void *b)
     return (x->len > y->len) - (x->len < y->len);
 }
 
-/*  Sends rid every key under any of the prefixes, sorted, as `snap`
- *  chunks {req, epoch, seq, more, kv} of at most NOTIFY_CHUNK_MAX keys. */
+/*  Sends rid every key under any of the prefixes that peer (NULL: anyone)
+ *  may read, sorted, as `snap` chunks {req, epoch, seq, more, kv} of at
+ *  most NOTIFY_CHUNK_MAX keys. */
 static int
-s_send_snapshot(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_t req,
-                const amity_view_t *prefixes, size_t n_prefixes)
+s_send_snapshot(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, size_t rid_len,
+                uint64_t req, const amity_view_t *prefixes, size_t n_prefixes)
 {
     size_t n_keys = notify_merge_n_keys(self->merge), n = 0, pos = 0, i = 0, key_len;
     const char *key;
@@ -197,7 +200,8 @@ s_send_snapshot(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_
         self->cap_entries = n_keys;
     }
     while (n < n_keys && notify_merge_next(self->merge, &pos, &key, &key_len, &sum) == 0) {
-        if (notify_prefix_match(prefixes, n_prefixes, key, key_len)) {
+        if (notify_prefix_match(prefixes, n_prefixes, key, key_len) &&
+            (!peer || amity_auth_allows(peer, key, key_len))) {
             self->entries[n].key = key;
             self->entries[n].len = key_len;
             self->entries[n].sum = sum;
@@ -242,9 +246,51 @@ s_send_snapshot(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_
     return 0;
 }
 
+/*  True when peer (NULL: anyone) may read some key under one of the
+ *  prefixes. */
+static bool
+s_may_read(const amity_peer_t *peer, const amity_view_t *prefixes, size_t n_prefixes)
+{
+    size_t i;
+
+    if (!peer) {
+        return true;
+    }
+    for (i = 0; i < n_prefixes; i++) {
+        if (amity_auth_may_read(peer, (const char *)prefixes[i].ptr, prefixes[i].len)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*  Refuses a request entirely outside what peer may read. */
 static int
-s_on_sub(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_msg_t *m,
-         int64_t now_ms)
+s_deny(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, size_t rid_len,
+       const amity_msg_t *m, const char *what)
+{
+    char prefix[96];
+
+    self->stats.n_denied++;
+    prefix[0] = '\0';
+    if (m->type == AMITY_MSG_QUERY) {
+        (void)amity_text_sanitize(prefix, sizeof(prefix), (const char *)m->prefix.ptr,
+                                  m->prefix.len);
+    } else if (m->n_prefixes > 0) {
+        (void)amity_text_sanitize(prefix, sizeof(prefix), (const char *)m->prefixes[0].ptr,
+                                  m->prefixes[0].len);
+    }
+    amity_log_warn_rl(1, "client: %s refused: outside what the key may read name=%s key=%s "
+                         "prefix=\"%s\" denied=%llu",
+                      what, peer->name, peer->public_txt, prefix,
+                      (unsigned long long)self->stats.n_denied);
+    return s_reply_error(self, rid, rid_len, m->req,
+                         "prefix: outside what this key may read (its certificate's prefixes)");
+}
+
+static int
+s_on_sub(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, size_t rid_len,
+         const amity_msg_t *m, int64_t now_ms)
 {
     char why[128];
     int rc;
@@ -254,7 +300,13 @@ s_on_sub(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_ms
         return s_reply_error(self, rid, rid_len, m->req,
                              "prefixes: empty (subscribe to \"\" for every key)");
     }
-    rc = notify_subs_put(self->subs, rid, rid_len, m->prefixes, m->n_prefixes, self->seq, now_ms);
+    if (!s_may_read(peer, m->prefixes, m->n_prefixes)) {
+        /* an earlier subscription of rid is not left running either */
+        (void)notify_subs_remove(self->subs, rid, rid_len);
+        return s_deny(self, peer, rid, rid_len, m, "sub");
+    }
+    rc = notify_subs_put(self->subs, rid, rid_len, m->prefixes, m->n_prefixes, peer, self->seq,
+                         now_ms);
     if (rc == AMITY_EFULL) {
         amity_log_warn_rl(10, "subscription refused: max-subscribers (%zu) reached",
                           notify_subs_count(self->subs));
@@ -268,12 +320,26 @@ s_on_sub(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_ms
     if (rc != 0) {
         return rc;
     }
-    return s_send_snapshot(self, rid, rid_len, m->req, m->prefixes, m->n_prefixes);
+    return s_send_snapshot(self, peer, rid, rid_len, m->req, m->prefixes, m->n_prefixes);
+}
+
+void
+notify_core_set_secure(notify_core_t *self, bool secure)
+{
+    AMITY_ASSERT(self);
+    self->secure = secure;
 }
 
 int
 notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len, const amity_msg_t *m,
                       int64_t now_ms)
+{
+    return notify_core_on_client_as(self, NULL, rid, rid_len, m, now_ms);
+}
+
+int
+notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid,
+                         size_t rid_len, const amity_msg_t *m, int64_t now_ms)
 {
     amity_msg_t r;
     uint64_t last_sent;
@@ -281,12 +347,28 @@ notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len, c
     int rc;
 
     AMITY_ASSERT(self && m);
+    if (self->secure && !peer) {
+        /* admitted once, but the key has been removed since (SIGHUP) */
+        self->stats.n_unauthenticated++;
+        (void)notify_subs_remove(self->subs, rid, rid_len);
+        amity_log_warn_rl(1, "client: %s refused: key not registered (revoked?) "
+                             "unauthenticated=%llu",
+                          amity_msg_type_name(m->type),
+                          (unsigned long long)self->stats.n_unauthenticated);
+        return s_reply_error(self, rid, rid_len, m->req, "auth: this key is not registered");
+    }
+    if (!self->secure) {
+        peer = NULL; /* development mode: every key may be read */
+    }
     switch (m->type) {
     case AMITY_MSG_QUERY:
         self->stats.n_queries++;
-        return s_send_snapshot(self, rid, rid_len, m->req, &m->prefix, 1);
+        if (!s_may_read(peer, &m->prefix, 1)) {
+            return s_deny(self, peer, rid, rid_len, m, "query");
+        }
+        return s_send_snapshot(self, peer, rid, rid_len, m->req, &m->prefix, 1);
     case AMITY_MSG_SUB:
-        return s_on_sub(self, rid, rid_len, m, now_ms);
+        return s_on_sub(self, peer, rid, rid_len, m, now_ms);
     case AMITY_MSG_PING:
         self->stats.n_pings++;
         if (notify_subs_touch(self->subs, rid, rid_len, now_ms, &last_sent) != 0) {
@@ -311,6 +393,24 @@ notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len, c
         amity_log_warn_rl(10, "client: %s", why);
         return notify_core_client_error(self, rid, rid_len, m->req, why);
     }
+}
+
+int
+notify_core_revalidate(notify_core_t *self, notify_peer_fn lookup, void *arg)
+{
+    int n;
+
+    AMITY_ASSERT(self && lookup);
+    n = notify_subs_revalidate(self->subs, lookup, arg);
+    if (n < 0) {
+        return n;
+    }
+    if (n > 0) {
+        self->stats.n_revoked += (uint64_t)n;
+        amity_log_warn("forgot %d subscriber(s) whose key was removed; %zu left", n,
+                       notify_subs_count(self->subs));
+    }
+    return 0;
 }
 
 int

@@ -7,9 +7,11 @@
 #ifndef NOTIFY_CORE_H
 #define NOTIFY_CORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "amity/auth.h"
 #include "amity/proto.h"
 #include "merge.h"
 #include "outbox.h"
@@ -34,6 +36,11 @@ typedef struct {
     uint64_t n_bad_client; /**< malformed client messages */
     uint64_t n_bad_shard;  /**< malformed or unexpected shard messages */
     uint64_t n_drops;      /**< messages that could not be sent */
+    uint64_t n_unauthenticated; /**< secure mode: requests from a key not (or no longer)
+                                     registered */
+    uint64_t n_denied;     /**< queries and subs outside what the key may read */
+    uint64_t n_revoked;    /**< subscribers forgotten because their key was removed */
+    uint64_t n_handshake_failures; /**< CURVE handshakes that failed (the daemon counts) */
     size_t n_subscribers;  /**< live subscribers */
     size_t n_keys;         /**< keys known */
 } notify_stats_t;
@@ -49,10 +56,27 @@ int notify_core_start(notify_core_t *self, int64_t now_ms);
  *  counted as bad. Returns 0 or AMITY_ENOMEM (fatal). */
 int notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms);
 
-/*  A decoded message from client rid: query, sub, ping or unsub; anything
- *  else is refused with `error`. Returns 0 or AMITY_ENOMEM (fatal). */
+/*  Secure mode: every client request must come with a peer (its key's
+ *  certificate), and reads only what the peer may (amity_auth_allows). */
+void notify_core_set_secure(notify_core_t *self, bool secure);
+
+/*  A decoded message from client rid, whose key is peer (NULL: development
+ *  mode, or in secure mode a key not or no longer registered, which is
+ *  refused): query, sub, ping or unsub; anything else is refused with
+ *  `error`. A query, or a sub whose every prefix, lies outside what peer
+ *  may read is refused with `error` and nothing else; otherwise every key
+ *  sent is one peer may read. Returns 0 or AMITY_ENOMEM (fatal). */
+int notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid,
+                             size_t rid_len, const amity_msg_t *m, int64_t now_ms);
+
+/*  notify_core_on_client_as with no peer. */
 int notify_core_on_client(notify_core_t *self, const uint8_t *rid, size_t rid_len,
                           const amity_msg_t *m, int64_t now_ms);
+
+/*  After the certificates were reloaded (SIGHUP): forgets subscribers
+ *  whose key is gone (lookup gives NULL) and applies the others' current
+ *  prefixes. Returns 0 or AMITY_ENOMEM. */
+int notify_core_revalidate(notify_core_t *self, notify_peer_fn lookup, void *arg);
 
 /*  Replies `error` {req (when nonzero), why} to rid and counts a bad client
  *  message (the daemon calls it for undecodable input). */

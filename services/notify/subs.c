@@ -20,6 +20,7 @@ typedef struct {
     amity_view_t *prefixes;      /**< [n_prefixes], pointing into bytes */
     size_t n_prefixes;           /**< prefixes */
     uint8_t *bytes;              /**< the prefixes' bytes, one heap block */
+    amity_peer_t *peer;          /**< the key behind rid (heap copy), NULL: unrestricted */
     uint64_t last_sent;          /**< seq of the last snap/upd sent to it */
     int64_t heard_ms;            /**< when it last sent anything */
     size_t next_free;            /**< free list link when !used */
@@ -91,9 +92,29 @@ s_sub_free(s_sub_t *s)
 {
     free(s->prefixes);
     free(s->bytes);
+    free(s->peer);
     s->prefixes = NULL;
     s->bytes = NULL;
+    s->peer = NULL;
     s->n_prefixes = 0;
+}
+
+/*  Copies peer into s (NULL clears it). */
+static int
+s_set_peer(s_sub_t *s, const amity_peer_t *peer)
+{
+    amity_peer_t *copy = NULL;
+
+    if (peer) {
+        copy = malloc(sizeof(*copy));
+        if (!copy) {
+            return AMITY_ENOMEM;
+        }
+        *copy = *peer;
+    }
+    free(s->peer);
+    s->peer = copy;
+    return 0;
 }
 
 void
@@ -186,7 +207,8 @@ s_give_slot(notify_subs_t *self, size_t i)
 
 int
 notify_subs_put(notify_subs_t *self, const uint8_t *rid, size_t rid_len,
-                const amity_view_t *prefixes, size_t n_prefixes, uint64_t seq, int64_t now_ms)
+                const amity_view_t *prefixes, size_t n_prefixes, const amity_peer_t *peer,
+                uint64_t seq, int64_t now_ms)
 {
     int64_t slot;
     size_t i;
@@ -201,6 +223,9 @@ notify_subs_put(notify_subs_t *self, const uint8_t *rid, size_t rid_len,
     if (slot >= 0) {
         s = &self->slots[slot];
         rc = s_set_prefixes(s, prefixes, n_prefixes);
+        if (rc == 0) {
+            rc = s_set_peer(s, peer);
+        }
         if (rc != 0) {
             return rc;
         }
@@ -218,6 +243,9 @@ notify_subs_put(notify_subs_t *self, const uint8_t *rid, size_t rid_len,
     s = &self->slots[i];
     memset(s, 0, sizeof(*s));
     rc = s_set_prefixes(s, prefixes, n_prefixes);
+    if (rc == 0) {
+        rc = s_set_peer(s, peer);
+    }
     if (rc == 0) {
         rc = s_map_set(self, rid, rid_len, (int64_t)i);
     }
@@ -329,6 +357,34 @@ notify_subs_expire(notify_subs_t *self, int64_t now_ms)
     return n;
 }
 
+int
+notify_subs_revalidate(notify_subs_t *self, notify_peer_fn lookup, void *arg)
+{
+    const amity_peer_t *now;
+    size_t i;
+    int n = 0;
+
+    AMITY_ASSERT(self && lookup);
+    for (i = 0; i < self->n_slots; i++) {
+        s_sub_t *s = &self->slots[i];
+
+        if (!s->used || !s->peer) {
+            continue;
+        }
+        now = lookup(arg, s->peer->public_txt);
+        if (!now) {
+            s_forget(self, i);
+            n++;
+        } else if (s_set_peer(s, now) != 0) {
+            return AMITY_ENOMEM;
+        }
+    }
+    if (n > 0) {
+        (void)s_maybe_rebuild(self);
+    }
+    return n;
+}
+
 size_t
 notify_subs_count(const notify_subs_t *self)
 {
@@ -389,7 +445,9 @@ notify_subs_fanout(notify_subs_t *self, const amity_kv_t *changes, size_t n, uin
         }
         for (j = 0; j < n; j++) {
             if (notify_prefix_match(s->prefixes, s->n_prefixes, changes[j].key.ptr,
-                                    changes[j].key.len)) {
+                                    changes[j].key.len) &&
+                (!s->peer || amity_auth_allows(s->peer, (const char *)changes[j].key.ptr,
+                                               changes[j].key.len))) {
                 self->kv[k++] = changes[j];
             }
         }

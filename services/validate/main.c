@@ -20,6 +20,9 @@ typedef struct {
     amity_strlist_t ingest; /* ingest work endpoints */
     amity_strlist_t shards; /* shard base endpoints */
     char *tz;               /* time zone of the date rule */
+    char *key;              /* own secret certificate */
+    amity_strlist_t ingest_keys; /* ingests' public certificates */
+    amity_strlist_t shard_keys;  /* shards' public certificates */
     char *log_level;        /* error|warn|info|debug */
 } validate_cfg_t;
 
@@ -30,6 +33,12 @@ static const amity_opt_t s_opts[] = {
       "aggregate shard base endpoints, in shard order (apply goes to PORT+0)" },
     { "tz", AMITY_OPT_STR, offsetof(validate_cfg_t, tz), AMITY_DEFAULT_TZ, 0, 0,
       "time zone whose tomorrow is the latest allowed date" },
+    { "key", AMITY_OPT_STR, offsetof(validate_cfg_t, key), NULL, 0, 0,
+      "validate's secret certificate (NAME_secret from amity-keygen), for CURVE links" },
+    { "ingest-keys", AMITY_OPT_LIST, offsetof(validate_cfg_t, ingest_keys), NULL, 0, 0,
+      "the ingests' public certificates, in the order of --ingest (CURVE on work)" },
+    { "shard-keys", AMITY_OPT_LIST, offsetof(validate_cfg_t, shard_keys), NULL, 0, 0,
+      "the shards' public certificates, in the order of --shards (CURVE on apply)" },
     { "log-level", AMITY_OPT_STR, offsetof(validate_cfg_t, log_level), "info", 0, 0,
       "error, warn, info or debug" },
 };
@@ -47,7 +56,7 @@ int
 main(int argc, char **argv)
 {
     validate_cfg_t cfg = { 0 };
-    validate_opts_t opts;
+    validate_opts_t opts = { 0 };
     validate_t *validate = NULL;
     void *ctx = NULL;
     int sfd = -1;
@@ -72,6 +81,9 @@ main(int argc, char **argv)
     opts.ingest = &cfg.ingest;
     opts.shards = &cfg.shards;
     opts.tz = cfg.tz;
+    opts.key = cfg.key;
+    opts.ingest_keys = &cfg.ingest_keys;
+    opts.shard_keys = &cfg.shard_keys;
     rc = validate_new(&validate, &opts);
     if (rc != 0) {
         code = rc == AMITY_EINVAL ? AMITY_EXIT_CONFIG : AMITY_EXIT_RUNTIME;

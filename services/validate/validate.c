@@ -22,6 +22,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "amity/auth.h"
 #include "amity/clock.h"
 #include "amity/err.h"
 #include "amity/keys.h"
@@ -53,6 +54,7 @@ typedef struct {
 
 typedef struct {
     void *push;                              /* PUSH connected to the shard's B+0 */
+    char server_key[AMITY_KEY_TXT];          /* the shard's public key ("": no CURVE) */
     char endpoint[ENDPOINT_MAX];             /* that endpoint */
     pending_t *pend;                         /* items of the current work message */
     amity_item_t *items;                     /* the same, as views, for encoding */
@@ -68,6 +70,8 @@ typedef struct {
 struct validate_t {
     const amity_strlist_t *ingest;     /* ingest work endpoints (borrowed) */
     const char *tz;                    /* time zone of the date rule (borrowed) */
+    amity_keypair_t own;               /* our certificate (public_txt "": no keys) */
+    amity_keypair_t *ingest_pub;       /* [ingest->n] ingests' public keys, or NULL */
     uint32_t n_shards;                 /* shards, in amity_shard_of order */
     shard_t *shards;                   /* [n_shards] */
     void *work;                        /* PULL connected to every ingest */
@@ -269,6 +273,98 @@ s_refresh_max_day(validate_t *self, int64_t now_ms)
 /* ------------------------------------------------------------------ */
 /* lifecycle                                                            */
 
+static bool
+s_set(const char *opt)
+{
+    return opt != NULL && opt[0] != '\0';
+}
+
+/* The CURVE options: lists match their endpoints one to one, and a list
+ * needs our own key. Connecting to another machine in clear is allowed
+ * (the server decides) but worth a warning. */
+static int
+s_check_keys(const validate_opts_t *opts)
+{
+    size_t n_ingest_keys = opts->ingest_keys != NULL ? opts->ingest_keys->n : 0;
+    size_t n_shard_keys = opts->shard_keys != NULL ? opts->shard_keys->n : 0;
+    size_t i;
+
+    if ((n_ingest_keys > 0 || n_shard_keys > 0) && !s_set(opts->key)) {
+        amity_log_error("%s: needs --key (validate's own secret certificate, registered in the "
+                        "servers' --peers-dir)",
+                        n_ingest_keys > 0 ? "ingest-keys" : "shard-keys");
+        return AMITY_EINVAL;
+    }
+    if (n_ingest_keys > 0 && n_ingest_keys != opts->ingest->n) {
+        amity_log_error("ingest-keys: %zu certificate(s) for %zu ingest endpoint(s); give one "
+                        "per ingest, in the order of --ingest",
+                        n_ingest_keys, opts->ingest->n);
+        return AMITY_EINVAL;
+    }
+    if (n_shard_keys > 0 && n_shard_keys != opts->shards->n) {
+        amity_log_error("shard-keys: %zu certificate(s) for %zu shard(s); give one per shard, "
+                        "in the order of --shards",
+                        n_shard_keys, opts->shards->n);
+        return AMITY_EINVAL;
+    }
+    for (i = 0; n_ingest_keys == 0 && i < opts->ingest->n; i++) {
+        if (!amity_endpoint_is_loopback(opts->ingest->items[i])) {
+            amity_log_warn("ingest: %s is not loopback and --ingest-keys is not set: work "
+                           "travels in clear (an ingest with keys refuses us)",
+                           opts->ingest->items[i]);
+        }
+    }
+    for (i = 0; n_shard_keys == 0 && i < opts->shards->n; i++) {
+        if (!amity_endpoint_is_loopback(opts->shards->items[i])) {
+            amity_log_warn("shards: %s is not loopback and --shard-keys is not set: records "
+                           "travel in clear (a shard with keys refuses us)",
+                           opts->shards->items[i]);
+        }
+    }
+    return 0;
+}
+
+/* Reads the certificates named by opts. */
+static int
+s_load_keys(validate_t *self, const validate_opts_t *opts)
+{
+    amity_keypair_t kp;
+    size_t i;
+
+    if (!s_set(opts->key)) {
+        return 0;
+    }
+    if (amity_keypair_load(opts->key, &self->own) != 0 || self->own.secret_txt[0] == '\0') {
+        amity_log_error("key: %s is not a secret certificate (the NAME_secret file "
+                        "amity-keygen wrote)",
+                        opts->key);
+        return AMITY_EINVAL;
+    }
+    if (opts->ingest_keys != NULL && opts->ingest_keys->n > 0) {
+        self->ingest_pub = calloc(opts->ingest_keys->n, sizeof *self->ingest_pub);
+        if (self->ingest_pub == NULL) {
+            return AMITY_ENOMEM;
+        }
+        for (i = 0; i < opts->ingest_keys->n; i++) {
+            if (amity_keypair_load(opts->ingest_keys->items[i], &self->ingest_pub[i]) != 0) {
+                amity_log_error("ingest-keys: cannot read the certificate %s (item %zu)",
+                                opts->ingest_keys->items[i], i + 1);
+                return AMITY_EINVAL;
+            }
+        }
+    }
+    for (i = 0; opts->shard_keys != NULL && i < opts->shard_keys->n; i++) {
+        if (amity_keypair_load(opts->shard_keys->items[i], &kp) != 0) {
+            amity_log_error("shard-keys: cannot read the certificate %s (item %zu)",
+                            opts->shard_keys->items[i], i + 1);
+            return AMITY_EINVAL;
+        }
+        memcpy(self->shards[i].server_key, kp.public_txt, AMITY_KEY_TXT);
+    }
+    memset(&kp, 0, sizeof kp);
+    return 0;
+}
+
 int
 validate_new(validate_t **out, const validate_opts_t *opts)
 {
@@ -276,6 +372,7 @@ validate_new(validate_t **out, const validate_opts_t *opts)
     char ep[ENDPOINT_MAX];
     int32_t day;
     size_t i;
+    int rc;
 
     AMITY_ASSERT(out != NULL && opts != NULL);
     *out = NULL;
@@ -311,6 +408,9 @@ validate_new(validate_t **out, const validate_opts_t *opts)
                         opts->tz ? opts->tz : "", AMITY_DEFAULT_TZ);
         return AMITY_EINVAL;
     }
+    if (s_check_keys(opts) != 0) {
+        return AMITY_EINVAL;
+    }
 
     self = calloc(1, sizeof *self);
     if (self == NULL) {
@@ -340,6 +440,11 @@ validate_new(validate_t **out, const validate_opts_t *opts)
     self->max_day = day;
     self->max_day_at_ms = amity_clock_mono_ms();
     amity_msg_init(&self->msg);
+    rc = s_load_keys(self, opts);
+    if (rc != 0) {
+        validate_destroy(&self);
+        return rc;
+    }
     *out = self;
     return 0;
 }
@@ -370,7 +475,9 @@ validate_destroy(validate_t **self_p)
     }
     free(self->shards);
     free(self->items);
+    free(self->ingest_pub);
     amity_msg_clear(&self->msg);
+    memset(&self->own, 0, sizeof self->own);
     free(self);
     *self_p = NULL;
 }
@@ -467,6 +574,12 @@ s_check_record(validate_t *self, const amity_item_t *in)
         }
         self->stats.rejected++;
         self->stats.rejected_by[s_why_field(why)]++;
+        if (s_why_field(why) == VALIDATE_WHY_OFFICE) {
+            /* the sender is the authenticated office: a record naming
+             * another one is an attempt the operator should see */
+            amity_log_warn_rl(1, "cross-office record rejected sender=%s why=\"%s\"",
+                              self->office, why);
+        }
     }
     sh->n_pend++;
     return 0;
@@ -799,6 +912,11 @@ s_open_sockets(validate_t *self, void *ctx)
         return AMITY_EIO;
     }
     for (i = 0; i < self->ingest->n; i++) {
+        /* CURVE options are taken per connect: each ingest has its own key */
+        if (self->ingest_pub != NULL &&
+            amity_curve_client(self->work, &self->own, self->ingest_pub[i].public_txt) != 0) {
+            return AMITY_EIO;
+        }
         if (amity_sock_connect(self->work, self->ingest->items[i]) != 0) {
             return AMITY_EIO;
         }
@@ -812,7 +930,14 @@ s_open_sockets(validate_t *self, void *ctx)
     for (i = 0; i < self->n_shards; i++) {
         shard_t *sh = &self->shards[i];
         sh->push = amity_sock_new(ctx, ZMQ_PUSH, &opts);
-        if (sh->push == NULL || amity_sock_connect(sh->push, sh->endpoint) != 0) {
+        if (sh->push == NULL) {
+            return AMITY_EIO;
+        }
+        if (sh->server_key[0] != '\0' &&
+            amity_curve_client(sh->push, &self->own, sh->server_key) != 0) {
+            return AMITY_EIO;
+        }
+        if (amity_sock_connect(sh->push, sh->endpoint) != 0) {
             return AMITY_EIO;
         }
     }
@@ -845,7 +970,9 @@ s_log_ready(const validate_t *self)
         }
         o += (size_t)n;
     }
-    amity_log_info("ready ingest=%s shards=%s tz=%s", ingest, shards, self->tz);
+    amity_log_info("ready ingest=%s shards=%s tz=%s work_curve=%s apply_curve=%s", ingest, shards,
+                   self->tz, self->ingest_pub != NULL ? "on" : "off",
+                   self->n_shards > 0 && self->shards[0].server_key[0] ? "on" : "off");
 }
 
 static void

@@ -42,6 +42,11 @@ typedef struct {
     const amity_strlist_t *ingest; /**< ingest work endpoints to pull from */
     const amity_strlist_t *shards; /**< shard base endpoints, in shard order */
     const char *tz;                /**< IANA zone for the date rule's "tomorrow" */
+    const char *key;               /**< own secret certificate (NULL/"": no keys) */
+    const amity_strlist_t *ingest_keys; /**< ingests' public certificates, in the order of
+                                             ingest (NULL/empty: work in clear) */
+    const amity_strlist_t *shard_keys;  /**< shards' public certificates, in shard order
+                                             (NULL/empty: apply in clear) */
 } validate_opts_t;
 
 /*  Counters (logged every 10 s when changed, and at exit). */
@@ -58,9 +63,10 @@ typedef struct {
 } validate_stats_t;
 
 /*  Checks opts (at least one ingest and one shard endpoint, well-formed;
- *  tz a known zone: else AMITY_EINVAL, logged naming the option), computes
- *  the first max_day and returns the object in *out. No sockets yet.
- *  Returns 0, AMITY_EINVAL or AMITY_ENOMEM. */
+ *  tz a known zone; ingest_keys and shard_keys need key and one
+ *  certificate per endpoint: else AMITY_EINVAL, logged naming the option),
+ *  reads the key files, computes the first max_day and returns the object
+ *  in *out. No sockets yet. Returns 0, AMITY_EINVAL or AMITY_ENOMEM. */
 int validate_new(validate_t **out, const validate_opts_t *opts);
 
 /*  Creates the sockets in ctx, connects, logs "ready", then runs the loop

@@ -60,6 +60,12 @@ def main():
     if not c.ok(os.access(keygen, os.X_OK), "amity-keygen built in %s" % dl.BIN):
         c.finish()
     built = dl.security_options_built()
+    scripts = [os.path.join(dl.EXAMPLE, "make-keys.sh"), os.path.join(dl.DEPLOY, "k8s", "secrets.sh")]
+    if shutil.which("shellcheck"):
+        r = dl.run(["shellcheck", "-s", "sh"] + scripts, timeout=60)
+        c.ok(r.returncode == 0, "shellcheck: make-keys.sh, secrets.sh", r.stdout[-1500:])
+    else:
+        c.note("shellcheck not installed: deploy scripts not linted")
     tmp = tempfile.mkdtemp(prefix="amity-examples-")
     try:
         keys = os.path.join(tmp, "keys")

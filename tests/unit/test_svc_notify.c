@@ -954,12 +954,12 @@ test_notify_subs_churn(void **state)
     (void)state;
     notify_outbox_init(&out);
     assert_int_equal(notify_subs_new(&subs, 10), 0);
-    assert_int_equal(notify_subs_put(subs, (const uint8_t *)"keep", 4, all, 1, 7, T0), 0);
+    assert_int_equal(notify_subs_put(subs, (const uint8_t *)"keep", 4, all, 1, NULL, 7, T0), 0);
     /* thousands of short-lived ids: forgotten ones must not pile up */
     for (i = 0; i < 5000; i++) {
         int n = snprintf(rid, sizeof(rid), "id-%zu", i);
 
-        assert_int_equal(notify_subs_put(subs, (const uint8_t *)rid, (size_t)n, all, 1, 7, T0), 0);
+        assert_int_equal(notify_subs_put(subs, (const uint8_t *)rid, (size_t)n, all, 1, NULL, 7, T0), 0);
         assert_int_equal(notify_subs_remove(subs, (const uint8_t *)rid, (size_t)n), 0);
         assert_int_equal(notify_subs_remove(subs, (const uint8_t *)rid, (size_t)n),
                          AMITY_ENOTFOUND);
@@ -970,7 +970,7 @@ test_notify_subs_churn(void **state)
     assert_int_equal(notify_subs_touch(subs, (const uint8_t *)"id-3", 4, T0 + 1, &last),
                      AMITY_ENOTFOUND);
     /* a forgotten id may come back */
-    assert_int_equal(notify_subs_put(subs, (const uint8_t *)"id-4999", 7, all, 1, 8, T0), 0);
+    assert_int_equal(notify_subs_put(subs, (const uint8_t *)"id-4999", 7, all, 1, NULL, 8, T0), 0);
     assert_int_equal(notify_subs_count(subs), 2);
     assert_int_equal(notify_subs_fanout(subs, chg, 1, 1, 9, &out, &n_sent), 0);
     assert_int_equal(n_sent, 2);

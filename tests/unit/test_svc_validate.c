@@ -221,7 +221,7 @@ static int
 s_setup(void **state)
 {
     fixture_t *fx = calloc(1, sizeof *fx);
-    validate_opts_t opts;
+    validate_opts_t opts = { 0 };
 
     assert_non_null(fx);
     fx->ingest_items[0] = (char *)"tcp://127.0.0.1:17801";
@@ -489,7 +489,7 @@ test_validate_options(void **state)
 {
     fixture_t *fx = *state;
     validate_t *v = NULL;
-    validate_opts_t opts;
+    validate_opts_t opts = { 0 };
     amity_strlist_t one = { 1, fx->shard_items };
     amity_strlist_t none = { 0, NULL };
     char *bad_items[1] = { (char *)"tcp://127.0.0.1:65534" };
@@ -570,7 +570,7 @@ test_validate_loop_over_inproc(void **state)
     char *shard_items[2] = { (char *)"inproc://t-val-s0", (char *)"inproc://t-val-s1" };
     amity_strlist_t ingest = { 1, &ingest_item };
     amity_strlist_t shards = { 2, shard_items };
-    validate_opts_t opts;
+    validate_opts_t opts = { 0 };
     runner_t r;
     pthread_t th;
     void *push;
@@ -630,7 +630,7 @@ test_validate_backpressure_loses_nothing(void **state)
     char *shard_item = (char *)"inproc://t-val-bp-s0";
     amity_strlist_t ingest = { 1, &ingest_item };
     amity_strlist_t shards = { 1, &shard_item };
-    validate_opts_t opts;
+    validate_opts_t opts = { 0 };
     runner_t r;
     pthread_t th;
     void *push;

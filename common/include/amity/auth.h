@@ -75,6 +75,11 @@ const amity_peer_t *amity_auth_peer(const amity_auth_t *self, const char *domain
  *  "<period>/all/..." keys; a subscriber with no list reads nothing. */
 bool amity_auth_allows(const amity_peer_t *peer, const char *key, size_t key_len);
 
+/*  True when some key under prefix may be allowed to peer (the prefix
+ *  overlaps what amity_auth_allows lets it read): a query or subscription
+ *  for a prefix where this is false would only ever get nothing. */
+bool amity_auth_may_read(const amity_peer_t *peer, const char *prefix, size_t prefix_len);
+
 /*  Counters: handshakes admitted and refused by the handler. */
 void amity_auth_stats(const amity_auth_t *self, uint64_t *admitted, uint64_t *refused);
 size_t amity_auth_count(const amity_auth_t *self, const char *domain);
