@@ -7,7 +7,7 @@ PKGS=(
     build-essential cmake pkg-config clang libclang-rt-14-dev
     libzmq3-dev libczmq-dev libmsgpack-dev liblmdb-dev lmdb-utils
     libinih-dev libjansson-dev libcsv-dev libsystemd-dev libcmocka-dev
-    python3 python3-zmq python3-msgpack iproute2 tzdata
+    python3 python3-zmq python3-msgpack python3-yaml iproute2 tzdata strace systemd
     redis-server libhiredis-dev
 )
 

@@ -5,7 +5,7 @@
 #include "amity/log.h"
 #include "cli.h"
 
-#define S_N_OPTS 8
+#define S_N_OPTS 10
 
 static amity_config_spec_t s_spec;
 static amity_opt_t s_opts[S_N_OPTS];
@@ -30,6 +30,11 @@ s_build(const char *program, const char *summary, const char *timeout_default)
           "query/subscribe: wait this long for notify" },
         { "deadline-s", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, deadline_s), "120", 1, 86400 * 365,
           "submit: give up after S s without any answer from ingest" },
+        { "key", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, key), NULL, 0, 0,
+          "secure mode: our secret certificate (NAME_secret from amity-keygen)" },
+        { "server-key", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, server_key), NULL, 0, 0,
+          "secure mode: the server's public certificate (ingest's for submit, notify's for "
+          "query and subscribe)" },
         { "log-level", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, log_level), "warn", 0, 0,
           "error|warn|info|debug" },
     };
@@ -66,6 +71,8 @@ amity_cli_load(const char *program, const char *summary, const char *timeout_def
     opts->batch = (size_t)cfg->batch;
     opts->timeout_ms = (int)cfg->timeout_ms;
     opts->deadline_ms = cfg->deadline_s * 1000;
+    opts->key = cfg->key;
+    opts->server_key = cfg->server_key;
     return r;
 }
 

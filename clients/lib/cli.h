@@ -19,6 +19,8 @@ typedef struct {
     int64_t batch;      /* records per message */
     int64_t timeout_ms; /* submit: resend after; query/subscribe: wait for notify */
     int64_t deadline_s; /* submit: give up after this long without an answer */
+    char *key;          /* secure mode: our secret certificate */
+    char *server_key;   /* secure mode: the server's public certificate */
     char *log_level;    /* error|warn|info|debug */
 } amity_cli_cfg_t;
 

@@ -205,7 +205,7 @@ amity_client_new(amity_client_t **out, const amity_client_opts_t *opts, amity_ve
     }
     self->n_free = self->window;
     /* no linger: what is unsent at close has no verdict and is reported so */
-    rc = amity_dealer_open(&self->dealer, amity_opts_ingest(opts), 0);
+    rc = amity_dealer_open(&self->dealer, amity_opts_ingest(opts), 0, opts);
     if (rc != 0) {
         goto fail;
     }

@@ -27,7 +27,11 @@ typedef struct {
     void *sock; /* the DEALER (owned) */
 } amity_dealer_t;
 
-int amity_dealer_open(amity_dealer_t *d, const char *endpoint, int linger_ms);
+/*  opts->key and opts->server_key (both or neither; read here) make the
+ *  DEALER a CURVE client. Returns 0, AMITY_EINVAL (a key file is missing
+ *  or unreadable, or only one of the two is set: logged), AMITY_EIO. */
+int amity_dealer_open(amity_dealer_t *d, const char *endpoint, int linger_ms,
+                      const amity_client_opts_t *opts);
 void amity_dealer_close(amity_dealer_t *d);
 
 /*  Sends one message (encoded from m) without blocking. Returns 0,

@@ -86,7 +86,7 @@ amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn 
 
     AMITY_ASSERT(prefix != NULL);
     amity_buf_init(&scratch);
-    rc = amity_dealer_open(&dealer, amity_opts_notify(opts), 0);
+    rc = amity_dealer_open(&dealer, amity_opts_notify(opts), 0, opts);
     if (rc != 0) {
         return rc;
     }

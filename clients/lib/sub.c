@@ -131,7 +131,7 @@ amity_sub_new(amity_sub_t **out, const amity_client_opts_t *opts, const char *co
         self->n_prefixes++;
     }
     /* a short linger lets unsub leave at destroy */
-    rc = amity_dealer_open(&self->dealer, amity_opts_notify(opts), 200);
+    rc = amity_dealer_open(&self->dealer, amity_opts_notify(opts), 200, opts);
     if (rc != 0) {
         goto fail;
     }

@@ -11,6 +11,7 @@
 
 #include <zmq.h>
 
+#include "amity/auth.h"
 #include "amity/keys.h"
 #include "amity/log.h"
 #include "amity/money.h"
@@ -67,8 +68,52 @@ amity_random64(void)
     return v == 0 ? 1 : v;
 }
 
+/*  Makes sock a CURVE client from the key files in opts; logs what is
+ *  wrong. Returns 0 (also when no keys are set), AMITY_EINVAL, AMITY_EIO. */
+static int
+s_curve(void *sock, const char *endpoint, const amity_client_opts_t *opts)
+{
+    bool key = opts != NULL && opts->key != NULL && opts->key[0] != '\0';
+    bool server = opts != NULL && opts->server_key != NULL && opts->server_key[0] != '\0';
+    amity_keypair_t own;
+    amity_keypair_t srv;
+    int rc = AMITY_EINVAL;
+
+    if (!key && !server) {
+        if (!amity_endpoint_is_loopback(endpoint)) {
+            amity_log_warn("client: %s is not loopback and no keys are set: the server will "
+                           "refuse us unless it runs in development mode (set --key and "
+                           "--server-key)",
+                           endpoint);
+        }
+        return 0;
+    }
+    if (key != server) {
+        amity_log_error("client: %s: set --key (our secret certificate) and --server-key (the "
+                        "server's public certificate) together",
+                        key ? "key" : "server-key");
+        return AMITY_EINVAL;
+    }
+    memset(&own, 0, sizeof(own));
+    if (amity_keypair_load(opts->key, &own) != 0 || own.secret_txt[0] == '\0') {
+        amity_log_error("client: key: %s is not a secret certificate (the NAME_secret file "
+                        "amity-keygen wrote)",
+                        opts->key);
+        goto out;
+    }
+    if (amity_keypair_load(opts->server_key, &srv) != 0) {
+        amity_log_error("client: server-key: cannot read the certificate %s", opts->server_key);
+        goto out;
+    }
+    rc = amity_curve_client(sock, &own, srv.public_txt) == 0 ? 0 : AMITY_EIO;
+out:
+    memset(&own, 0, sizeof(own));
+    return rc;
+}
+
 int
-amity_dealer_open(amity_dealer_t *d, const char *endpoint, int linger_ms)
+amity_dealer_open(amity_dealer_t *d, const char *endpoint, int linger_ms,
+                  const amity_client_opts_t *opts)
 {
     amity_sock_opts_t so;
     int rc;
@@ -86,6 +131,10 @@ amity_dealer_open(amity_dealer_t *d, const char *endpoint, int linger_ms)
     d->sock = amity_sock_new(d->ctx, ZMQ_DEALER, &so);
     if (d->sock == NULL) {
         rc = AMITY_EIO;
+        goto fail;
+    }
+    rc = s_curve(d->sock, endpoint, opts);
+    if (rc != 0) {
         goto fail;
     }
     rc = amity_sock_connect(d->sock, endpoint);

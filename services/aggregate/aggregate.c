@@ -17,6 +17,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "amity/auth.h"
 #include "amity/clock.h"
 #include "amity/config.h"
 #include "amity/err.h"
@@ -39,6 +40,7 @@
 #define S_SNAPREQ_PER_RUN 16     /* snapshot requests served per loop iteration */
 
 enum { S_POLL_SIG = 0, S_POLL_SNAP, S_POLL_PULL, S_POLL_N };
+#define S_POLL_MAX (S_POLL_N + 5) /* with keys: the ZAP handler and four monitors */
 
 /*  One received apply message, kept until its batch is published. */
 typedef struct {
@@ -63,6 +65,8 @@ typedef struct {
     uint64_t snapreqs;  /* snapshot requests served */
     uint64_t snap_errors; /* snapshot requests refused or cut short */
     uint64_t send_errors; /* publications that could not be sent */
+    uint64_t unauthenticated;    /* apply messages from a key removed since (SIGHUP) */
+    uint64_t handshake_failures; /* CURVE handshakes that failed (monitors) */
 } s_stats_t;
 
 struct aggregate {
@@ -76,7 +80,12 @@ struct aggregate {
     void *pub_verdicts;            /* verdicts PUB (+1) */
     void *pub_totals;              /* totals PUB (+2) */
     void *snap;                    /* snapshot ROUTER (+3) */
-    zmq_pollitem_t poll[S_POLL_N]; /* signal fd, snapshot, apply */
+    zmq_pollitem_t poll[S_POLL_MAX]; /* signal fd, snapshot, apply, then ZAP and monitors */
+    int n_poll;                    /* entries used in poll */
+    amity_auth_t *auth;            /* the ZAP handler (NULL without keys) */
+    void *monitors[4];             /* handshake monitors of the four sockets (with keys) */
+    int poll_zap;                  /* index of the ZAP socket in poll, -1 when none */
+    uint64_t logged_refused;       /* ZAP refusals at the last stats line */
     aggregate_db_t *db;            /* the shard's state */
 
     s_pending_t *pending;    /* received messages of the batch (capacity batch_max) */
@@ -158,19 +167,57 @@ s_exit_now(int sig)
     _exit(AMITY_EXIT_RUNTIME);
 }
 
+static const char *const s_sock_names[4] = { "apply", "verdicts", "totals", "snapshot" };
+
+/*  Socket k (0 apply .. 3 snapshot) bound at its endpoint; with keys a
+ *  CURVE server for the services' domain, watched by a monitor. */
 static void *
-s_socket(aggregate_t *self, int type, int sndhwm, int64_t max_msg, const char *ep)
+s_socket(aggregate_t *self, int k, int type, int sndhwm, int64_t max_msg,
+         const amity_keypair_t *own)
 {
     amity_sock_opts_t opts = { .max_msg = max_msg, .sndhwm = sndhwm, .linger_ms = -1 };
     void *sock = amity_sock_new(self->ctx, type, &opts);
     if (!sock) {
         return NULL;
     }
-    if (amity_sock_bind(sock, ep) < 0) {
+    if (own) {
+        if (amity_curve_server(sock, own, AMITY_ZAP_SERVICES) < 0) {
+            amity_sock_close(&sock);
+            return NULL;
+        }
+        self->monitors[k] = amity_monitor_new(self->ctx, sock, s_sock_names[k]);
+        if (!self->monitors[k]) {
+            amity_sock_close(&sock);
+            return NULL;
+        }
+    }
+    if (amity_sock_bind(sock, self->ep[k]) < 0) {
         amity_sock_close(&sock);
         return NULL;
     }
     return sock;
+}
+
+/*  --key and --peers-dir: read the key, start the ZAP handler with the
+ *  services' certificates (before any CURVE socket exists). */
+static int
+s_open_keys(aggregate_t *self, const aggregate_config_t *cfg, amity_keypair_t *own)
+{
+    if (amity_keypair_load(cfg->key, own) < 0 || !own->secret_txt[0]) {
+        amity_log_error("key: %s is not a secret certificate (the NAME_secret file "
+                        "amity-keygen wrote)",
+                        cfg->key);
+        return AMITY_EINVAL;
+    }
+    if (amity_auth_new(&self->auth, self->ctx) < 0) {
+        return AMITY_EIO;
+    }
+    if (amity_auth_load(self->auth, AMITY_ZAP_SERVICES, cfg->peers_dir) < 0) {
+        amity_log_error("peers-dir: cannot load the services' certificates from %s",
+                        cfg->peers_dir);
+        return AMITY_EINVAL;
+    }
+    return 0;
 }
 
 int
@@ -186,8 +233,19 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
     }
     self->ctx = ctx;
     self->sfd = sfd;
+    self->poll_zap = -1;
     amity_buf_init(&self->out);
     amity_buf_init(&self->gkey);
+    amity_keypair_t own;
+    memset(&own, 0, sizeof own);
+    bool key = cfg->key && cfg->key[0];
+    bool peers = cfg->peers_dir && cfg->peers_dir[0];
+    if (key != peers) {
+        amity_log_error("%s: set --key and --peers-dir together (the shard's secret "
+                        "certificate and the directory of the services' public ones)",
+                        key ? "key" : "peers-dir");
+        goto fail;
+    }
 
     if (cfg->index < 0 || cfg->batch < 1 || cfg->batch_ms < 0 || cfg->map_size < 0) {
         amity_log_error("index, batch, batch-ms, map-size: out of range");
@@ -203,9 +261,9 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
                             bind);
             goto fail;
         }
-        if (!amity_endpoint_is_loopback(self->ep[k])) {
-            amity_log_error("bind: '%s' is not a loopback endpoint; without keys (development "
-                            "mode) the shard binds loopback only",
+        if (!key && !amity_endpoint_is_loopback(self->ep[k])) {
+            amity_log_error("bind: %s is not loopback; set --key and --peers-dir to serve "
+                            "ingest, validate and notify across machines",
                             bind);
             goto fail;
         }
@@ -233,27 +291,47 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
         goto fail;
     }
 
+    if (key) {
+        rc = s_open_keys(self, cfg, &own);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
     rc = AMITY_EIO;
-    self->pull = s_socket(self, ZMQ_PULL, 0, 0, self->ep[0]);
-    self->pub_verdicts = s_socket(self, ZMQ_PUB, S_PUB_HWM, 0, self->ep[1]);
-    self->pub_totals = s_socket(self, ZMQ_PUB, S_PUB_HWM, 0, self->ep[2]);
-    self->snap = s_socket(self, ZMQ_ROUTER, S_SNAP_HWM, S_SNAP_MAX_MSG, self->ep[3]);
+    const amity_keypair_t *curve = key ? &own : NULL;
+    self->pull = s_socket(self, 0, ZMQ_PULL, 0, 0, curve);
+    self->pub_verdicts = s_socket(self, 1, ZMQ_PUB, S_PUB_HWM, 0, curve);
+    self->pub_totals = s_socket(self, 2, ZMQ_PUB, S_PUB_HWM, 0, curve);
+    self->snap = s_socket(self, 3, ZMQ_ROUTER, S_SNAP_HWM, S_SNAP_MAX_MSG, curve);
     if (!self->pull || !self->pub_verdicts || !self->pub_totals || !self->snap) {
         goto fail;
     }
     self->poll[S_POLL_SIG] = (zmq_pollitem_t){ NULL, sfd, ZMQ_POLLIN, 0 };
     self->poll[S_POLL_SNAP] = (zmq_pollitem_t){ self->snap, 0, ZMQ_POLLIN, 0 };
     self->poll[S_POLL_PULL] = (zmq_pollitem_t){ self->pull, 0, ZMQ_POLLIN, 0 };
+    self->n_poll = S_POLL_N;
+    if (self->auth) {
+        self->poll_zap = self->n_poll++;
+        self->poll[self->poll_zap] =
+            (zmq_pollitem_t){ amity_auth_socket(self->auth), 0, ZMQ_POLLIN, 0 };
+        for (int k = 0; k < 4; k++) {
+            self->poll[self->n_poll++] = (zmq_pollitem_t){ self->monitors[k], 0, ZMQ_POLLIN, 0 };
+        }
+    }
 
     amity_log_info("ready shard=%llu apply=%s verdicts=%s totals=%s snapshot=%s state=%s seq=%llu "
-                   "batch=%zu batch-ms=%lld%s",
+                   "batch=%zu batch-ms=%lld mode=%s%s%s services=%zu%s",
                    (unsigned long long)self->index, self->ep[0], self->ep[1], self->ep[2],
                    self->ep[3], state, (unsigned long long)aggregate_db_seq(self->db),
-                   self->batch_max, (long long)self->batch_ms,
+                   self->batch_max, (long long)self->batch_ms, key ? "curve" : "development",
+                   key ? " key=" : "", key ? own.public_txt : "",
+                   self->auth ? amity_auth_count(self->auth, AMITY_ZAP_SERVICES) : (size_t)0,
                    cfg->no_sync ? " no-sync (commits are NOT durable)" : "");
+    memset(&own, 0, sizeof own);
     *out = self;
     return 0;
 fail:
+    memset(&own, 0, sizeof own);
     aggregate_destroy(&self);
     return rc;
 }
@@ -285,6 +363,10 @@ aggregate_destroy(aggregate_t **self_p)
     amity_sock_close(&self->pub_verdicts);
     amity_sock_close(&self->pub_totals);
     amity_sock_close(&self->snap);
+    for (int k = 0; k < 4; k++) {
+        amity_sock_close(&self->monitors[k]);
+    }
+    amity_auth_destroy(&self->auth);
     aggregate_db_destroy(&self->db);
     amity_map_destroy(&self->groups);
     free(self->pending);
@@ -303,12 +385,17 @@ static void
 s_log_stats(aggregate_t *self, const char *when)
 {
     const s_stats_t *s = &self->stats;
+    uint64_t admitted = 0, refused = 0;
+    if (self->auth) {
+        amity_auth_stats(self->auth, &admitted, &refused);
+    }
     double per_batch = s->batches ? (double)s->applied / (double)s->batches : 0.0;
     double ms_avg = s->batches ? (double)s->commit_us / 1000.0 / (double)s->batches : 0.0;
     amity_log_info("stats%s seq=%llu applied=%llu accepted=%llu duplicate=%llu rejected=%llu "
                    "conflicts=%llu batches=%llu records/batch=%.1f keys_written=%llu "
                    "commit_ms_avg=%.2f commit_ms_max=%.2f failed_batches=%llu bad_input=%llu "
-                   "snapreqs=%llu snap_errors=%llu send_errors=%llu",
+                   "snapreqs=%llu snap_errors=%llu send_errors=%llu unauthenticated=%llu "
+                   "handshake_failures=%llu zap_admitted=%llu zap_refused=%llu",
                    when, (unsigned long long)aggregate_db_seq(self->db),
                    (unsigned long long)s->applied, (unsigned long long)s->accepted,
                    (unsigned long long)s->duplicate, (unsigned long long)s->rejected,
@@ -316,8 +403,11 @@ s_log_stats(aggregate_t *self, const char *when)
                    (unsigned long long)s->keys_written, ms_avg, (double)s->commit_us_max / 1000.0,
                    (unsigned long long)s->failed_batches, (unsigned long long)s->bad_input,
                    (unsigned long long)s->snapreqs, (unsigned long long)s->snap_errors,
-                   (unsigned long long)s->send_errors);
+                   (unsigned long long)s->send_errors, (unsigned long long)s->unauthenticated,
+                   (unsigned long long)s->handshake_failures, (unsigned long long)admitted,
+                   (unsigned long long)refused);
     self->logged = self->stats;
+    self->logged_refused = refused;
 }
 
 /*  Takes one received apply message into the batch, or drops it. */
@@ -396,9 +486,18 @@ s_drain(aggregate_t *self)
 {
     while (self->n_items < self->batch_max && self->n_pending < self->batch_max) {
         amity_frame_t frame = { NULL, 0 };
-        int n = amity_sock_recv_frames(self->pull, &frame, 1, NULL, 0);
+        char user_id[AMITY_KEY_TXT + 8];
+        int n = amity_sock_recv_frames(self->pull, &frame, 1, user_id, sizeof user_id);
         if (n == 0) {
             break;
+        }
+        if (n > 0 && self->auth && !amity_auth_peer(self->auth, AMITY_ZAP_SERVICES, user_id)) {
+            /* admitted once, but its key was removed since (SIGHUP) */
+            self->stats.unauthenticated++;
+            amity_log_warn_rl(1, "apply: message from a key no longer registered dropped key=%s",
+                              user_id);
+            amity_frames_free(&frame, 1);
+            continue;
         }
         if (n == AMITY_ETOOBIG) {
             self->stats.bad_input++;
@@ -758,7 +857,12 @@ s_on_signal(aggregate_t *self)
             return;
         }
         if (sig == SIGHUP) {
-            amity_log_info("SIGHUP received (nothing to reload yet)");
+            if (!self->auth) {
+                amity_log_info("SIGHUP received (no certificate directory to reload)");
+            } else if (amity_auth_reload(self->auth) == 0) {
+                amity_log_info("SIGHUP: certificates reloaded services=%zu",
+                               amity_auth_count(self->auth, AMITY_ZAP_SERVICES));
+            }
             continue;
         }
         if (self->stopping) {
@@ -780,6 +884,22 @@ s_on_signal(aggregate_t *self)
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
         sigprocmask(SIG_UNBLOCK, &set, NULL);
+    }
+}
+
+/*  Answers waiting handshakes and counts the failed ones (each is logged
+ *  by the monitor). */
+static void
+s_process_auth(aggregate_t *self)
+{
+    if (self->poll[self->poll_zap].revents & ZMQ_POLLIN) {
+        (void)amity_auth_process(self->auth);
+    }
+    for (int k = 0; k < 4; k++) {
+        if (self->poll[self->poll_zap + 1 + k].revents & ZMQ_POLLIN) {
+            self->stats.handshake_failures +=
+                (uint64_t)amity_monitor_process(self->monitors[k], s_sock_names[k]);
+        }
     }
 }
 
@@ -814,7 +934,7 @@ aggregate_run(aggregate_t *self)
 #endif
     while (!self->stopping && !self->failed) {
         now = amity_clock_mono_ms();
-        if (zmq_poll(self->poll, S_POLL_N, s_timeout(self, now)) < 0) {
+        if (zmq_poll(self->poll, self->n_poll, s_timeout(self, now)) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -827,6 +947,9 @@ aggregate_run(aggregate_t *self)
         }
         if (self->poll[S_POLL_SIG].revents & ZMQ_POLLIN) {
             s_on_signal(self);
+        }
+        if (self->auth) {
+            s_process_auth(self);
         }
         if (!self->stopping && (self->poll[S_POLL_SNAP].revents & ZMQ_POLLIN)) {
             for (int i = 0; i < S_SNAPREQ_PER_RUN; i++) {
@@ -860,7 +983,12 @@ aggregate_run(aggregate_t *self)
             s_publish_totals(self, aggregate_db_seq(self->db), NULL, 0);
         }
         if (now >= self->next_stats_ms) {
-            if (memcmp(&self->stats, &self->logged, sizeof self->stats) != 0) {
+            uint64_t refused = 0;
+            if (self->auth) {
+                amity_auth_stats(self->auth, NULL, &refused);
+            }
+            if (memcmp(&self->stats, &self->logged, sizeof self->stats) != 0 ||
+                refused != self->logged_refused) {
                 s_log_stats(self, "");
             }
             self->next_stats_ms = now + S_STATS_MS;

@@ -21,6 +21,8 @@ typedef struct {
     int64_t batch_ms; /**< longest wait since the first pending record */
     bool no_sync;     /**< commits without fsync: benchmarks only */
     int64_t map_size; /**< initial LMDB map size in bytes (0 = store default) */
+    char *key;        /**< own secret certificate ("" or NULL: no keys) */
+    char *peers_dir;  /**< certificates of the services allowed to connect */
     char *log_level;  /**< error|warn|info|debug */
 } aggregate_config_t;
 
@@ -31,13 +33,19 @@ typedef struct {
 int aggregate_endpoint(const char *base, int k, char *out, size_t out_len);
 
 /*  Opens the store, creates and binds the four sockets in ctx (borrowed)
- *  and polls sfd (from amity_signals_open, borrowed). Returns 0,
- *  AMITY_EINVAL (bad option: logged naming it), AMITY_EIO, AMITY_ENOMEM. */
+ *  and polls sfd (from amity_signals_open, borrowed). With key and
+ *  peers_dir (together) the four sockets are CURVE servers admitting the
+ *  services whose certificates peers_dir holds (ZAP domain
+ *  AMITY_ZAP_SERVICES); without them the base must be loopback. Returns 0,
+ *  AMITY_EINVAL (bad option, key file or certificate directory: logged
+ *  naming it and the option to set), AMITY_EIO, AMITY_ENOMEM. */
 int aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *cfg);
 
 /*  Runs the loop until SIGINT/SIGTERM (the pending batch is committed and
- *  published first). Returns 0 on a clean stop, AMITY_EIO when the store
- *  or ZeroMQ failed (the supervisor should restart the shard). */
+ *  published first); SIGHUP reloads peers_dir (apply messages from a key
+ *  removed there are dropped from then on). Returns 0 on a clean stop,
+ *  AMITY_EIO when the store or ZeroMQ failed (the supervisor should
+ *  restart the shard). */
 int aggregate_run(aggregate_t *self);
 
 /*  Closes the sockets (linger AMITY_LINGER_MS) and the store. */

@@ -20,6 +20,12 @@ static const amity_opt_t s_opts[] = {
       "aggregate shard base endpoints tcp://HOST:PORT, in index order" },
     { "max-subscribers", AMITY_OPT_INT, offsetof(notify_config_t, max_subscribers), "10000", 1,
       1000000, "most subscribers at once" },
+    { "key", AMITY_OPT_STR, offsetof(notify_config_t, key), NULL, 0, 0,
+      "notify's secret certificate (NAME_secret from amity-keygen); with --clients-dir" },
+    { "clients-dir", AMITY_OPT_STR, offsetof(notify_config_t, clients_dir), NULL, 0, 0,
+      "directory of the subscribers' public certificates: subscribers are their keys" },
+    { "shard-keys", AMITY_OPT_LIST, offsetof(notify_config_t, shard_keys), NULL, 0, 0,
+      "the shards' public certificates, in the order of --shards (CURVE on totals)" },
     { "log-level", AMITY_OPT_STR, offsetof(notify_config_t, log_level), "info", 0, 0,
       "error, warn, info or debug" },
 };
@@ -39,7 +45,7 @@ main(int argc, char **argv)
     notify_config_t cfg = { 0 };
     notify_t *notify = NULL;
     char **args = NULL, why[512];
-    int n_args = 0, sfd = -1, code = AMITY_EXIT_RUNTIME;
+    int n_args = 0, sfd = -1, code = AMITY_EXIT_RUNTIME, rc;
     void *ctx = NULL;
 
     amity_log_init("notify");
@@ -73,7 +79,10 @@ main(int argc, char **argv)
         amity_log_error("zmq_ctx_new: %s", zmq_strerror(zmq_errno()));
         goto out;
     }
-    if (notify_new(&notify, &cfg, ctx, sfd) == 0 && notify_run(notify) == 0) {
+    rc = notify_new(&notify, &cfg, ctx, sfd);
+    if (rc == AMITY_EINVAL) {
+        code = AMITY_EXIT_CONFIG;
+    } else if (rc == 0 && notify_run(notify) == 0) {
         code = AMITY_EXIT_OK;
     }
 

@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "amity/auth.h"
 #include "amity/clock.h"
 #include "amity/err.h"
 #include "amity/log.h"
@@ -50,8 +51,16 @@ struct notify {
     void *router;            /**< clients */
     void **subs;             /**< [S] SUB to totals */
     void **dealers;          /**< [S] DEALER to snapshots */
-    zmq_pollitem_t *items;   /**< signal, router, then sub/dealer per shard */
-    int n_items;             /**< 2 + 2S */
+    zmq_pollitem_t *items;   /**< signal, router, sub/dealer per shard, then ZAP and monitor */
+    int n_items;             /**< 2 + 2S (+ 2 with keys) */
+    bool secure;             /**< subscribers are their keys */
+    amity_keypair_t own;     /**< our certificate (public_txt "": no keys) */
+    amity_keypair_t *shard_pub; /**< [S] shards' public keys, or NULL */
+    amity_auth_t *auth;      /**< the ZAP handler (NULL without keys) */
+    void *monitor;           /**< handshake failures on the router (NULL without keys) */
+    int item_zap;            /**< index of the ZAP socket in items, -1 when none */
+    int item_monitor;        /**< index of the monitor in items, -1 when none */
+    uint64_t logged_refused; /**< ZAP refusals at the last line */
     notify_core_t *core;     /**< the logic */
     bool stopping;           /**< INT/TERM seen */
     int64_t next_stats_ms;   /**< next counters line */
@@ -112,13 +121,37 @@ notify_config_check(const notify_config_t *cfg, char *why, size_t why_len)
     char ep[S_ENDPOINT_MAX];
     size_t i;
 
+    bool key, clients;
+
     AMITY_ASSERT(cfg && why && why_len > 0);
     why[0] = '\0';
-    if (!cfg->bind || !amity_endpoint_is_loopback(cfg->bind)) {
+    key = cfg->key && cfg->key[0];
+    clients = cfg->clients_dir && cfg->clients_dir[0];
+    if (key != clients) {
         (void)snprintf(why, why_len,
-                       "bind: '%s' is not a loopback endpoint; without keys "
-                       "notify binds only 127.0.0.0/8, ::1, ipc:// or inproc://",
-                       cfg->bind ? cfg->bind : "");
+                       "%s: set --key and --clients-dir together (notify's secret certificate "
+                       "and the directory of the subscribers' public ones)",
+                       key ? "key" : "clients-dir");
+        return AMITY_EINVAL;
+    }
+    if (cfg->shard_keys.n > 0 && !key) {
+        (void)snprintf(why, why_len,
+                       "shard-keys: needs --key (notify's own certificate, registered in each "
+                       "shard's --peers-dir)");
+        return AMITY_EINVAL;
+    }
+    if (cfg->shard_keys.n > 0 && cfg->shard_keys.n != cfg->shards.n) {
+        (void)snprintf(why, why_len,
+                       "shard-keys: %zu certificate(s) for %zu shard(s); give one per shard, in "
+                       "the order of --shards",
+                       cfg->shard_keys.n, cfg->shards.n);
+        return AMITY_EINVAL;
+    }
+    if (!cfg->bind || (!clients && !amity_endpoint_is_loopback(cfg->bind))) {
+        (void)snprintf(why, why_len,
+                       "bind: %s is not loopback; set --key and --clients-dir to serve "
+                       "subscribers across machines",
+                       cfg->bind ? cfg->bind : "(none)");
         return AMITY_EINVAL;
     }
     if (cfg->shards.n == 0) {
@@ -139,6 +172,13 @@ notify_config_check(const notify_config_t *cfg, char *why, size_t why_len)
     if (cfg->max_subscribers < 1) {
         (void)snprintf(why, why_len, "max-subscribers: must be at least 1");
         return AMITY_EINVAL;
+    }
+    for (i = 0; cfg->shard_keys.n == 0 && i < cfg->shards.n; i++) {
+        if (!amity_endpoint_is_loopback(cfg->shards.items[i])) {
+            amity_log_warn("shards: %s is not loopback and --shard-keys is not set: totals "
+                           "travel in clear (a shard with keys refuses us)",
+                           cfg->shards.items[i]);
+        }
     }
     return 0;
 }
@@ -164,6 +204,47 @@ s_random_epoch(void)
         e = ((uint64_t)amity_clock_wall_ms() << 16) ^ (uint64_t)getpid() ^ 1;
     }
     return e;
+}
+
+/*  Reads the key files and, in secure mode, starts the ZAP handler with
+ *  the subscribers' certificates: before any CURVE socket exists. */
+static int
+s_open_keys(notify_t *self, const notify_config_t *cfg)
+{
+    size_t i;
+
+    if (!cfg->key || !cfg->key[0]) {
+        return 0;
+    }
+    if (amity_keypair_load(cfg->key, &self->own) != 0 || !self->own.secret_txt[0]) {
+        amity_log_error("key: %s is not a secret certificate (the NAME_secret file "
+                        "amity-keygen wrote)",
+                        cfg->key);
+        return AMITY_EINVAL;
+    }
+    if (cfg->shard_keys.n > 0) {
+        self->shard_pub = calloc(cfg->shard_keys.n, sizeof(*self->shard_pub));
+        if (!self->shard_pub) {
+            return AMITY_ENOMEM;
+        }
+        for (i = 0; i < cfg->shard_keys.n; i++) {
+            if (amity_keypair_load(cfg->shard_keys.items[i], &self->shard_pub[i]) != 0) {
+                amity_log_error("shard-keys: cannot read the certificate %s (item %zu)",
+                                cfg->shard_keys.items[i], i + 1);
+                return AMITY_EINVAL;
+            }
+        }
+    }
+    self->secure = true;
+    if (amity_auth_new(&self->auth, self->ctx) != 0) {
+        return AMITY_EIO;
+    }
+    if (amity_auth_load(self->auth, AMITY_ZAP_CLIENTS, cfg->clients_dir) != 0) {
+        amity_log_error("clients-dir: cannot load the subscribers' certificates from %s",
+                        cfg->clients_dir);
+        return AMITY_EINVAL;
+    }
+    return 0;
 }
 
 static char *
@@ -201,7 +282,9 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
     self->subs = calloc(self->n_shards, sizeof(void *));
     self->dealers = calloc(self->n_shards, sizeof(void *));
     self->n_items = (int)(S_ITEM_SHARDS + 2 * self->n_shards);
-    self->items = calloc((size_t)self->n_items, sizeof(zmq_pollitem_t));
+    self->item_zap = -1;
+    self->item_monitor = -1;
+    self->items = calloc((size_t)self->n_items + 2, sizeof(zmq_pollitem_t));
     if (!self->bind || !self->totals_ep || !self->snap_ep || !self->subs || !self->dealers ||
         !self->items) {
         goto fail;
@@ -211,6 +294,11 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
     if (rc != 0) {
         goto fail;
     }
+    rc = s_open_keys(self, cfg);
+    if (rc != 0) {
+        goto fail;
+    }
+    notify_core_set_secure(self->core, self->secure);
 
     ropts.sndhwm = S_ROUTER_HWM;
     ropts.linger_ms = -1;
@@ -224,6 +312,15 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
     if (zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &off, sizeof(off)) != 0) {
         amity_log_error("bind: ZMQ_ROUTER_MANDATORY: %s", zmq_strerror(zmq_errno()));
         goto fail;
+    }
+    if (self->secure) {
+        if (amity_curve_server(self->router, &self->own, AMITY_ZAP_CLIENTS) != 0) {
+            goto fail;
+        }
+        self->monitor = amity_monitor_new(ctx, self->router, "subscribers");
+        if (!self->monitor) {
+            goto fail;
+        }
     }
     if (amity_sock_bind(self->router, self->bind) != 0) {
         goto fail;
@@ -255,6 +352,12 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
             amity_log_error("shards: ZMQ_SUBSCRIBE: %s", zmq_strerror(zmq_errno()));
             goto fail;
         }
+        if (self->shard_pub &&
+            (amity_curve_client(self->subs[i], &self->own, self->shard_pub[i].public_txt) != 0 ||
+             amity_curve_client(self->dealers[i], &self->own, self->shard_pub[i].public_txt) !=
+                 0)) {
+            goto fail;
+        }
         if (amity_sock_connect(self->subs[i], self->totals_ep[i]) != 0 ||
             amity_sock_connect(self->dealers[i], self->snap_ep[i]) != 0) {
             goto fail;
@@ -267,6 +370,13 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
         self->items[S_ITEM_SHARDS + 2 * i] = (zmq_pollitem_t){ self->subs[i], 0, ZMQ_POLLIN, 0 };
         self->items[S_ITEM_SHARDS + 2 * i + 1] =
             (zmq_pollitem_t){ self->dealers[i], 0, ZMQ_POLLIN, 0 };
+    }
+    if (self->auth) {
+        self->item_zap = self->n_items++;
+        self->items[self->item_zap] =
+            (zmq_pollitem_t){ amity_auth_socket(self->auth), 0, ZMQ_POLLIN, 0 };
+        self->item_monitor = self->n_items++;
+        self->items[self->item_monitor] = (zmq_pollitem_t){ self->monitor, 0, ZMQ_POLLIN, 0 };
     }
     *out = self;
     return 0;
@@ -288,6 +398,7 @@ notify_destroy(notify_t **self_p)
         return;
     }
     amity_sock_close(&self->router);
+    amity_sock_close(&self->monitor);
     for (i = 0; i < self->n_shards; i++) {
         if (self->subs) {
             amity_sock_close(&self->subs[i]);
@@ -308,6 +419,10 @@ notify_destroy(notify_t **self_p)
     free(self->snap_ep);
     free(self->items);
     free(self->bind);
+    free(self->shard_pub);
+    memset(&self->own, 0, sizeof(self->own));
+    /* after every socket that could still ask it */
+    amity_auth_destroy(&self->auth);
     notify_core_destroy(&self->core);
     free(self);
     *self_p = NULL;
@@ -366,6 +481,32 @@ s_check(notify_t *self, int rc)
     return rc;
 }
 
+static const amity_peer_t *
+s_lookup(void *arg, const char *public_txt)
+{
+    return amity_auth_peer(arg, AMITY_ZAP_CLIENTS, public_txt);
+}
+
+/*  SIGHUP: re-reads the certificates; a removed key is refused from its
+ *  next connection, and its live subscriptions end now. */
+static void
+s_reload(notify_t *self)
+{
+    if (!self->auth) {
+        amity_log_info("SIGHUP: no certificate directory to reload");
+        return;
+    }
+    if (amity_auth_reload(self->auth) != 0) {
+        return; /* logged; the previous set stays in force */
+    }
+    if (notify_core_revalidate(self->core, s_lookup, self->auth) != 0) {
+        amity_log_error("SIGHUP: out of memory while applying the certificates");
+        return;
+    }
+    amity_log_info("SIGHUP: certificates reloaded subscribers_known=%zu",
+                   amity_auth_count(self->auth, AMITY_ZAP_CLIENTS));
+}
+
 static void
 s_on_signal(notify_t *self)
 {
@@ -373,7 +514,7 @@ s_on_signal(notify_t *self)
 
     while ((sig = amity_signals_read(self->sfd)) > 0) {
         if (sig == SIGHUP) {
-            amity_log_info("SIGHUP: nothing to reload yet (configuration reload comes later)");
+            s_reload(self);
         } else if (self->stopping) {
             amity_log_warn("second %s: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
             _exit(AMITY_EXIT_RUNTIME);
@@ -384,24 +525,88 @@ s_on_signal(notify_t *self)
     }
 }
 
+/*  amity_sock_recv_frames for the ROUTER, but with the User-Id read from a
+ *  body part: libzmq 4.3.4's ROUTER leaves the routing id part without
+ *  metadata when zmq_poll prefetched the message. */
+static int
+s_recv_client(void *sock, amity_frame_t *frames, int max, char *user_id, size_t user_id_len)
+{
+    zmq_msg_t msg;
+    const char *uid;
+    int n = 0, more = 1, over = 0;
+
+    user_id[0] = '\0';
+    while (more) {
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+            int err = zmq_errno();
+
+            zmq_msg_close(&msg);
+            if (err == EINTR) {
+                continue;
+            }
+            amity_frames_free(frames, n);
+            if (err == EAGAIN && n == 0 && !over) {
+                return 0;
+            }
+            return err == ETERM ? AMITY_ETERM : AMITY_EIO;
+        }
+        more = zmq_msg_more(&msg);
+        uid = zmq_msg_gets(&msg, "User-Id");
+        if (uid && !user_id[0]) {
+            (void)snprintf(user_id, user_id_len, "%s", uid);
+        }
+        if (!over && n == max) {
+            over = 1; /* too many parts: keep draining, keep nothing */
+        }
+        if (!over) {
+            size_t len = zmq_msg_size(&msg);
+            uint8_t *copy = malloc(len + 1);
+
+            if (!copy) {
+                over = -1;
+            } else {
+                if (len) {
+                    memcpy(copy, zmq_msg_data(&msg), len);
+                }
+                copy[len] = '\0';
+                frames[n].data = copy;
+                frames[n].len = len;
+                n++;
+            }
+        }
+        zmq_msg_close(&msg);
+        if (over) {
+            amity_frames_free(frames, n);
+            n = 0;
+        }
+    }
+    if (over) {
+        return over < 0 ? AMITY_ENOMEM : AMITY_ETOOBIG;
+    }
+    return n;
+}
+
 /*  Drains client requests: [routing id][body], nothing else. */
 static int
 s_drain_clients(notify_t *self)
 {
     amity_frame_t frames[S_FRAMES_MAX];
-    char why[160], dwhy[128];
+    char why[160], dwhy[128], user_id[AMITY_KEY_TXT + 8];
+    const amity_peer_t *peer;
     int n, i, rc = 0;
     amity_msg_t m;
 
     for (i = 0; i < S_BATCH_MAX && rc == 0; i++) {
-        n = amity_sock_recv_frames(self->router, frames, S_FRAMES_MAX, NULL, 0);
+        n = s_recv_client(self->router, frames, S_FRAMES_MAX, user_id, sizeof(user_id));
         if (n == 0) {
             break;
         }
-        if (n == AMITY_ETOOBIG) {
+        if (n == AMITY_ETOOBIG || n == AMITY_ENOMEM) {
             /* the routing id went with the dropped rest: nobody to answer */
             notify_core_stats(self->core)->n_bad_client++;
-            amity_log_warn_rl(10, "client: message with more than 2 frames; dropped");
+            amity_log_warn_rl(10, "client: message %s; dropped",
+                              n == AMITY_ETOOBIG ? "with more than 2 frames" : "too big for memory");
             continue;
         }
         if (n < 0) {
@@ -426,8 +631,10 @@ s_drain_clients(notify_t *self)
             rc = s_check(
                 self, notify_core_client_error(self->core, frames[0].data, frames[0].len, 0, why));
         } else {
-            rc = s_check(self, notify_core_on_client(self->core, frames[0].data, frames[0].len, &m,
-                                                     amity_clock_mono_ms()));
+            /* the key's certificate now, so a key removed since is refused */
+            peer = self->auth ? amity_auth_peer(self->auth, AMITY_ZAP_CLIENTS, user_id) : NULL;
+            rc = s_check(self, notify_core_on_client_as(self->core, peer, frames[0].data,
+                                                        frames[0].len, &m, amity_clock_mono_ms()));
         }
         amity_msg_clear(&m);
         amity_frames_free(frames, n);
@@ -498,7 +705,7 @@ s_log_stats(notify_t *self, bool force)
 {
     notify_stats_t *st = notify_core_stats(self->core);
     notify_merge_t *merge = notify_core_merge(self->core);
-    uint64_t resyncs = 0, totals = 0;
+    uint64_t resyncs = 0, totals = 0, admitted = 0, refused = 0;
     char per[256];
     size_t i, at = 0;
 
@@ -517,14 +724,19 @@ s_log_stats(notify_t *self, bool force)
         }
         at += (size_t)n;
     }
+    if (self->auth) {
+        amity_auth_stats(self->auth, &admitted, &refused);
+    }
     /* heartbeats alone (totals_in) are no reason for a line */
-    if (!force && memcmp(st, &self->logged, sizeof(*st)) == 0 && resyncs == self->logged_resyncs) {
+    if (!force && memcmp(st, &self->logged, sizeof(*st)) == 0 && resyncs == self->logged_resyncs &&
+        refused == self->logged_refused) {
         return;
     }
     amity_log_info("stats seq=%llu keys=%zu subscribers=%zu totals_in=%llu batches=%llu "
                    "changes=%llu upd_out=%llu snap_out=%llu queries=%llu subs=%llu pings=%llu "
                    "unsubs=%llu expired=%llu refused=%llu bad_client=%llu bad_shard=%llu "
-                   "drops=%llu resyncs=%llu shards=[%s]",
+                   "drops=%llu resyncs=%llu unauthenticated=%llu denied=%llu revoked=%llu "
+                   "handshake_failures=%llu zap_admitted=%llu zap_refused=%llu shards=[%s]",
                    (unsigned long long)notify_core_seq(self->core), st->n_keys, st->n_subscribers,
                    (unsigned long long)totals, (unsigned long long)st->n_batches,
                    (unsigned long long)st->n_changes, (unsigned long long)st->n_upd_out,
@@ -533,9 +745,13 @@ s_log_stats(notify_t *self, bool force)
                    (unsigned long long)st->n_unsubs, (unsigned long long)st->n_expired,
                    (unsigned long long)st->n_refused, (unsigned long long)st->n_bad_client,
                    (unsigned long long)st->n_bad_shard, (unsigned long long)st->n_drops,
-                   (unsigned long long)resyncs, per);
+                   (unsigned long long)resyncs, (unsigned long long)st->n_unauthenticated,
+                   (unsigned long long)st->n_denied, (unsigned long long)st->n_revoked,
+                   (unsigned long long)st->n_handshake_failures, (unsigned long long)admitted,
+                   (unsigned long long)refused, per);
     self->logged = *st;
     self->logged_resyncs = resyncs;
+    self->logged_refused = refused;
 }
 
 int
@@ -553,9 +769,13 @@ notify_run(notify_t *self)
         return rc;
     }
     self->next_stats_ms = now + S_STATS_EVERY_MS;
-    amity_log_info("ready bind=%s shards=%zu epoch=%016llx max-subscribers=%lld", self->bind,
-                   self->n_shards, (unsigned long long)notify_core_epoch(self->core),
-                   (long long)self->max_subscribers);
+    amity_log_info("ready bind=%s shards=%zu epoch=%016llx max-subscribers=%lld mode=%s%s%s "
+                   "subscriber_keys=%zu shards_curve=%s",
+                   self->bind, self->n_shards, (unsigned long long)notify_core_epoch(self->core),
+                   (long long)self->max_subscribers, self->secure ? "secure" : "development",
+                   self->secure ? " key=" : "", self->secure ? self->own.public_txt : "",
+                   self->auth ? amity_auth_count(self->auth, AMITY_ZAP_CLIENTS) : (size_t)0,
+                   self->shard_pub ? "on" : "off");
     for (i = 0; i < self->n_shards; i++) {
         amity_log_info("ready shard=%zu totals=%s snapshots=%s", i, self->totals_ep[i],
                        self->snap_ep[i]);
@@ -587,6 +807,14 @@ notify_run(notify_t *self)
             if (self->stopping) {
                 break; /* stop taking input; every reply is already flushed */
             }
+        }
+        /* handshakes waiting on the handler hold subscribers back */
+        if (self->item_zap >= 0 && (self->items[self->item_zap].revents & ZMQ_POLLIN)) {
+            (void)amity_auth_process(self->auth);
+        }
+        if (self->item_monitor >= 0 && (self->items[self->item_monitor].revents & ZMQ_POLLIN)) {
+            notify_core_stats(self->core)->n_handshake_failures +=
+                (uint64_t)amity_monitor_process(self->monitor, "subscribers");
         }
         /* snapshots and totals first, so clients see the freshest sums */
         for (i = 0; i < self->n_shards && rc == 0; i++) {

@@ -21,6 +21,9 @@ typedef struct {
     char *bind;              /**< ROUTER endpoint for clients */
     amity_strlist_t shards;  /**< shard base endpoints, in index order */
     int64_t max_subscribers; /**< subscribers at once */
+    char *key;               /**< own secret certificate ("" or NULL: no keys) */
+    char *clients_dir;       /**< subscribers' public certificates: secure mode */
+    amity_strlist_t shard_keys; /**< shards' public certificates, in index order */
     char *log_level;         /**< error|warn|info|debug */
 } notify_config_t;
 
@@ -31,17 +34,22 @@ typedef struct notify notify_t;
  *  of that form or PORT+k is not a port (out then holds ""). */
 int notify_endpoint_offset(const char *base, int k, char *out, size_t out_len);
 
-/*  Checks the options beyond their types: bind must be loopback (no keys
- *  yet), every shard base must derive its endpoints. On failure returns
- *  AMITY_EINVAL with why naming the option. */
+/*  Checks the options beyond their types: key and clients-dir go together
+ *  (secure mode: subscribers are their keys), without them bind must be
+ *  loopback; shard-keys need key and one certificate per shard; every
+ *  shard base must derive its endpoints. On failure returns AMITY_EINVAL
+ *  with why naming the option (and the one to set). */
 int notify_config_check(const notify_config_t *cfg, char *why, size_t why_len);
 
-/*  Creates the sockets (ctx and the signal fd sfd are borrowed) and binds
- *  and connects them. Returns 0, AMITY_ENOMEM or AMITY_EIO (logged). */
+/*  Creates the sockets (ctx and the signal fd sfd are borrowed) and, with
+ *  keys, the ZAP handler and the certificates, then binds and connects.
+ *  Returns 0, AMITY_EINVAL (a key file or certificate directory cannot be
+ *  read), AMITY_ENOMEM or AMITY_EIO (logged). */
 int notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd);
 
 /*  Runs the loop until SIGINT/SIGTERM (returns 0) or a fatal failure
- *  (AMITY_EIO, AMITY_ENOMEM; logged). */
+ *  (AMITY_EIO, AMITY_ENOMEM; logged). SIGHUP reloads the certificates and
+ *  forgets subscribers whose key was removed. */
 int notify_run(notify_t *self);
 
 /*  Closes the sockets (linger AMITY_LINGER_MS) and frees. NULL-safe. */

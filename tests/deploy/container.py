@@ -23,7 +23,6 @@ Exit 0 pass, 1 fail.
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 

@@ -5,6 +5,9 @@ every system call they made is allowed by the SystemCallFilter= lines of
 their unit in deploy/systemd (as expanded by `systemd-analyze syscall-filter`),
 and that every socket address family they opened is in RestrictAddressFamilies=.
 
+It also takes deploy/README.md's hot backup (mdb_copy -c of the running
+shard) and checks the copy holds the shard's databases.
+
 A call outside the filter would kill the daemon (or fail with EPERM) in
 production, so this is the check that the hardening does not break the
 program. Sanitizer builds (ASan/UBSan) make extra calls of their own; those
@@ -175,6 +178,25 @@ RECORDS = "\n".join([
 ]) + "\n"
 
 
+def backup_check(state, dest):
+    """deploy/README.md's hot backup: mdb_copy -c while the shard runs."""
+    if not shutil.which("mdb_copy"):
+        log("note: mdb_copy (lmdb-utils) missing: hot backup not checked")
+        return
+    os.makedirs(dest)
+    r = subprocess.run(["mdb_copy", "-c", state, dest], capture_output=True, text=True,
+                       timeout=30)
+    if r.returncode != 0:
+        fail("mdb_copy -c of a running shard: %s" % r.stderr)
+        return
+    r = subprocess.run(["mdb_stat", "-a", dest], capture_output=True, text=True, timeout=30)
+    names = re.findall(r"^Status of (\S+)", r.stdout, re.M)
+    if r.returncode != 0 or not {"records", "totals"} <= set(names):
+        fail("the hot copy is not a shard (mdb_stat -a: %s %s)" % (names, r.stderr))
+    else:
+        log("hot backup: mdb_copy -c of the running shard holds %s" % " ".join(names))
+
+
 def main():
     if not shutil.which("strace"):
         skip("strace is not installed (apt-get install strace)")
@@ -218,6 +240,7 @@ def main():
             time.sleep(1.5)
             sub.terminate()
             sub.wait(timeout=10)
+        backup_check(os.path.join(tmp, "shard-0"), os.path.join(tmp, "backup"))
         for p in procs.values():
             p.signal(signal.SIGHUP)  # reload (clients/peers directories) where supported
         time.sleep(2.5)  # > WATCHDOG_USEC/2: every daemon pinged at least once

@@ -85,12 +85,52 @@ def _register(proc):
     return proc
 
 
+def children_of(pid):
+    """Direct children of pid (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d, "rb") as f:
+                st = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = st[st.rfind(")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")[0].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def cleanup_all():
-    """Kill every process we started (by pid), remove temp dirs. Idempotent."""
+    """Kill every process we started (by pid) and their descendants (found
+    by pid in /proc), remove temp dirs. Idempotent."""
     global _CLEANED
     with _CLEAN_LOCK:
         for p in _ALL_PROCS:
             if p.poll() is None:
+                for d in descendants(p.pid):
+                    try:
+                        os.kill(d, signal.SIGKILL)
+                    except OSError:
+                        pass
                 try:
                     os.kill(p.pid, signal.SIGCONT)  # a SIGSTOPped child must die too
                     p.kill()

@@ -41,6 +41,10 @@ typedef struct {
     int timeout_ms;      /**< resend a record without a verdict after this (0: 3000) */
     int64_t deadline_ms; /**< give up when records are in flight and nothing at all has
                               been heard from ingest for this long (0: 120000) */
+    const char *key;        /**< secure mode: our secret certificate file (NAME_secret from
+                                 amity-keygen; NULL/"": development mode, no keys) */
+    const char *server_key; /**< secure mode: the server's public certificate file (ingest's
+                                 for submitting, notify's for queries and subscriptions) */
 } amity_client_opts_t;
 
 void amity_client_opts_init(amity_client_opts_t *opts);
@@ -84,7 +88,9 @@ typedef struct {
 typedef struct amity_client amity_client_t;
 
 /*  Creates a client connected (asynchronously: the DEALER reconnects by
- *  itself) to opts->ingest. cb is called once per record with its verdict,
+ *  itself) to opts->ingest, over CURVE when opts->key and opts->server_key
+ *  are set (then ingest attributes the records to the key's office, and
+ *  opts->office, if given, must name that office). cb is called once per record with its verdict,
  *  from inside amity_client_submit/poll/flush/abandon. Returns 0,
  *  AMITY_EINVAL (bad options), AMITY_ENOMEM, AMITY_EIO. */
 int amity_client_new(amity_client_t **out, const amity_client_opts_t *opts, amity_verdict_fn cb,
