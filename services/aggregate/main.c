@@ -32,6 +32,11 @@ static const amity_opt_t s_opts[] = {
       "commit without fsync (benchmarks only: a crash can lose acknowledged records)" },
     { "map-size", AMITY_OPT_INT, offsetof(aggregate_config_t, map_size), "0", 0, (int64_t)1 << 40,
       "initial LMDB map size in bytes (0 = 64 MiB; grows when full)" },
+    { "key", AMITY_OPT_STR, offsetof(aggregate_config_t, key), NULL, 0, 0,
+      "the shard's secret certificate (NAME_secret from amity-keygen); with --peers-dir" },
+    { "peers-dir", AMITY_OPT_STR, offsetof(aggregate_config_t, peers_dir), NULL, 0, 0,
+      "directory of the public certificates of ingest, validate and notify: CURVE on all "
+      "four sockets" },
     AMITY_OPT_LOG_LEVEL(aggregate_config_t, log_level),
 };
 

@@ -1155,3 +1155,24 @@ def shard_snapshot(base_port, prefix="", timeout=10.0):
         raise AssertionError("shard %d: snapshot chunks carry different seqs %s" % (
             base_port, seqs))
     return out
+
+
+def mdb_dump(state_dir, db, timeout=60):
+    """[(key bytes, value bytes)] of one named LMDB database, read with the
+    operator's tool mdb_dump (lmdb-utils); None when mdb_dump is missing."""
+    exe = shutil.which("mdb_dump")
+    if not exe:
+        return None
+    r = subprocess.run([exe, "-s", db, state_dir], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       preexec_fn=_child_setup)
+    if r.returncode != 0:
+        raise AssertionError("mdb_dump -s %s %s: rc %d: %s" % (db, state_dir, r.returncode,
+                                                                r.stderr.decode()[-300:]))
+    lines = r.stdout.decode("ascii").splitlines()
+    i = lines.index("HEADER=END") + 1
+    out = []
+    while lines[i] != "DATA=END":
+        out.append((bytes.fromhex(lines[i].strip()), bytes.fromhex(lines[i + 1].strip())))
+        i += 2
+    return out

@@ -286,6 +286,69 @@ def check_submit(res, path, counts, rejects):
             path, "\n  ".join(problems), res.stdout[-3000:], res.stderr[-1500:]))
 
 
+# records amity-submit cannot turn into msgpack: rejected by the client, never
+# reaching the aggregate's rejects database
+CLIENT_LOCAL = {"huge-metric", "obj-note"}
+
+
+def check_state(c, model, scripts):
+    """Reads shard 0's LMDB with mdb_dump: every (office, id) the model holds
+    is stored at its latest rev with its note intact (Vietnamese UTF-8), and
+    every rejection that reached the aggregate is kept for the operator, with
+    the original bytes (notes intact)."""
+    records = h.mdb_dump(c.state_dir(0), "records")
+    if records is None:
+        h.log("mdb_dump not installed: LMDB contents not checked")
+        return
+    stored = {}
+    for k, v in records:
+        office, rid = k.split(b"\0", 1)
+        stored[(office.decode(), rid.decode())] = h.mp_unpack(v)
+    missing = sorted(set(model.state) - set(stored))
+    extra = sorted(set(stored) - set(model.state))
+    assert not missing and not extra, "records db: missing %s, unexpected %s" % (
+        missing[:5], extra[:5])
+    bad = []
+    for key, canon in model.state.items():
+        want = dict(canon)
+        got = stored[key]
+        if got.get("rev", 1) != want["rev"]:
+            bad.append("%s: rev %s, expected %s" % (key, got.get("rev"), want["rev"]))
+        if "note" in want and got.get("note") != want["note"]:
+            bad.append("%s: note %r, expected %r" % (key, got.get("note"), want["note"]))
+    assert not bad, "records db: %d wrong: %s" % (len(bad), "; ".join(bad[:5]))
+    n_notes = sum(1 for canon in model.state.values() if "note" in dict(canon))
+    h.log("records db: %d records at their latest rev, %d Vietnamese notes intact" % (
+        len(stored), n_notes))
+
+    rejects = h.mdb_dump(c.state_dir(0), "rejects")
+    kept = {}
+    for k, v in rejects:
+        office = k.split(b"\0", 1)[0].decode()
+        m = h.mp_unpack(v)
+        kept.setdefault((office, m.get("id")), []).append(m)
+    expected = {}
+    for s in scripts:
+        for phase in s.phases:
+            for rec, valid, why in phase:
+                if (not valid or why) and rec.get("id") not in CLIENT_LOCAL:
+                    # an over-long id is listed cut to 128 bytes (the rec keeps it whole)
+                    expected[(s.office, rec.get("id")[:128])] = rec
+    # the office-mismatch record is sent twice and rejected twice
+    not_kept = sorted(k for k in expected if k not in kept)
+    assert not not_kept, "rejects db: %d rejected records not kept for the operator: %s" % (
+        len(not_kept), not_kept[:8])
+    for s in scripts:
+        ln = kept.get((s.office, "long-note"))
+        assert ln, "rejects db: long-note of %s not kept" % s.office
+        orig = h.mp_unpack(ln[0]["rec"])
+        want = [r for r, _, _ in s.phases[0] if r.get("id") == "long-note"][0]["note"]
+        assert orig.get("note") == want, "rejects db: the rejected note was altered"
+        assert "note" in ln[0].get("why", ""), "rejects db: why %r" % ln[0].get("why")
+    h.log("rejects db: %d entries; every server-side rejection kept with its original bytes"
+          % len(rejects))
+
+
 def main():
     rng = random.Random(20240611)
     with h.Cluster("pipeline", BASE_PORT, shards=1, validators=2) as c:
@@ -332,6 +395,7 @@ def main():
         sub.wait_equal(ref, timeout=30, what="reference")
         # the example keys of DOMAIN.md have the documented shape
         assert any(k.startswith("2020/all/aid_disbursement/US/amount.USD") for k in ref)
+        check_state(c, model, scripts)
         if problems:
             raise AssertionError("totals exact, but amity-submit's verdict report is wrong:\n"
                                  + "\n".join(problems))
