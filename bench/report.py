@@ -113,13 +113,16 @@ def main():
     table(["config", "amity", "ZMQ limit", "ratio", "LMDB ceiling", "ratio", "Redis peer",
            "ratio", "verdicts"], t)
     if best is not None:
-        targets.append(("end-to-end >= 150k records/s", f"{fmt(best)}", best >= 150000))
+        targets.append(("end-to-end >= 150k records/s (best configuration)", f"{fmt(best)}",
+                        best >= 150000))
         if redis_rps:
             targets.append(("end-to-end >= 5x the Redis peer",
                             f"{best / redis_rps:.2f}x", best >= 5 * redis_rps))
-        if lmdb_rps:
-            targets.append(("end-to-end >= 0.6x the LMDB ceiling at the same batch",
-                            f"{best / lmdb_rps:.2f}x", best >= 0.6 * lmdb_rps))
+        one = num(find(rows, fig="throughput", sys="amity", v=1, s=1), "rps")
+        if lmdb_rps and one:
+            # one shard is one LMDB environment, as in the ceiling
+            targets.append(("end-to-end >= 0.6x the LMDB ceiling at the same batch (1 shard)",
+                            f"{one / lmdb_rps:.2f}x", one >= 0.6 * lmdb_rps))
     d = [r for r in rows if r.get("fig") == "design"]
     if d and lmdb:
         print("    LMDB ceiling by what is materialised (same records, same batch):")
@@ -149,9 +152,10 @@ def main():
                   fmt(num(a, f"commit_sub_{p}_ms")), "-", "-", "-", "-"])
     table(["", "amity", "ZMQ limit", "ratio", "Redis peer", "ratio"], t)
     if a is not None:
-        print(f"    amity: {a.get('done')}/{a.get('records')} verdicts, achieved "
-              f"{fmt(num(a, 'rps'))} records/s, {a.get('commit_sub_n', 0)} probes seen by the "
-              "subscriber")
+        print(f"    amity: {a.get('done')}/{a.get('records')} verdicts in {a.get('secs')} s, "
+              f"{a.get('messages')} submit messages, {a.get('resends')} records resent after "
+              f"the client's timeout (max {fmt(num(a, 'verdict_max_ms'))} ms); "
+              f"{a.get('commit_sub_n', 0)} probes seen by the subscriber")
         print()
         p99 = num(a, "verdict_p99_ms")
         targets.append((f"p99 submit -> verdict <= 5 ms at {rate}/s", f"{fmt(p99)} ms",
@@ -220,24 +224,25 @@ def main():
         print("(5) aggregate batch size against throughput and latency "
               f"(latency at {rate} records/s offered)")
         t = []
-        batches = sorted({int(x["batch"]) for x in rows
-                          if x.get("fig") in ("batch", "batchlat", "throughput", "latency")
-                          and x.get("sys") in ("amity", "lmdb") and "batch" in x})
+        batches = sorted({int(x["agg_batch"]) for x in rows if "agg_batch" in x}
+                         | {int(x["batch"]) for x in rows
+                            if x.get("sys") == "lmdb" and x.get("fig") in ("batch", "throughput")})
         for b in batches:
-            if b == int(lmdb.get("batch", 0) if lmdb else 0):
+            if lmdb is not None and b == int(lmdb.get("batch", 0)):
                 am = find(rows, fig="throughput", sys="amity", v=1, s=1)
                 al = find(rows, fig="latency", sys="amity")
                 lm = lmdb
             else:
-                am = find(rows, fig="batch", sys="amity", batch=b)
-                al = find(rows, fig="batchlat", sys="amity", batch=b)
+                am = find(rows, fig="batch", sys="amity", agg_batch=b)
+                al = find(rows, fig="batchlat", sys="amity", agg_batch=b)
                 lm = find(rows, fig="batch", sys="lmdb", batch=b)
             t.append([b, fmt(num(am, "rps")), fmt(num(lm, "rps")),
                       ratio(num(am, "rps"), num(lm, "rps")), fmt(redis_rps),
                       ratio(num(am, "rps"), redis_rps), fmt(num(al, "verdict_p50_ms")),
-                      fmt(num(al, "verdict_p99_ms")), fmt(num(al, "verdict_p999_ms"))])
+                      fmt(num(al, "verdict_p99_ms")), fmt(num(al, "verdict_p999_ms")),
+                      al.get("resends", "-") if al else "-"])
         table(["batch", "amity rec/s", "LMDB rec/s", "ratio", "Redis rec/s", "ratio",
-               "p50 ms", "p99 ms", "p99.9 ms"], t)
+               "p50 ms", "p99 ms", "p99.9 ms", "resends"], t)
 
     if skipped:
         print("skipped (time budget or failure): " + "; ".join(skipped))

@@ -300,8 +300,8 @@ done
 # (2): latency at the fixed offered rate, with commit -> subscriber
 rm -rf "$TMP/state"
 if [ "$(left)" -gt 20 ] && start_stack 1 1 "$BATCH" "$TMP/state"; then
-    run "fig=latency sys=amity v=1 s=1 batch=$BATCH" 90 "${E2E[@]}" --records "$N_RATE" \
-        --rate "$RATE" --warmup-ms "$WARMUP" --tap "$TAP" --shards 1
+    run "fig=latency sys=amity v=1 s=1 agg_batch=$BATCH" 90 "${E2E[@]}" --records "$N_RATE" \
+        --rate "$RATE" --warmup-ms "$WARMUP" --timeout-ms 3000 --tap "$TAP" --shards 1
     stop_stack
 else
     echo "SKIPPED fig=latency sys=amity" >>"$RES"
@@ -311,12 +311,12 @@ fi
 for b in $BATCHES; do
     rm -rf "$TMP/state"
     if [ "$(left)" -lt 40 ] || ! start_stack 1 1 "$b" "$TMP/state"; then
-        echo "SKIPPED fig=batch sys=amity batch=$b" >>"$RES"
+        echo "SKIPPED fig=batch sys=amity agg_batch=$b" >>"$RES"
         continue
     fi
-    run "fig=batch sys=amity batch=$b" 60 "${E2E[@]}" --records "$N_LMDB"
-    run "fig=batchlat sys=amity batch=$b" 60 "${E2E[@]}" --records $((RATE * 5)) \
-        --rate "$RATE" --warmup-ms "$WARMUP" --first "$N_LMDB"
+    run "fig=batch sys=amity agg_batch=$b" 60 "${E2E[@]}" --records "$N_LMDB"
+    run "fig=batchlat sys=amity agg_batch=$b" 60 "${E2E[@]}" --records $((RATE * 5)) \
+        --rate "$RATE" --warmup-ms "$WARMUP" --timeout-ms 3000 --first "$N_LMDB"
     stop_stack
 done
 

@@ -31,6 +31,9 @@ Steps (each timed, each PASS/FAIL in the summary):
             (heartbeats); exact totals after it heals
   join      mid-stream: host val3 is created and its validator started;
             its stats line must show validated > 0; exact totals
+  curve     every server (ingest, both aggregates, notify) logged a ZAP
+            admission of every peer's key from that peer's host; every
+            connecting daemon's ready line says *_curve=on
   stop      SIGTERM to every daemon: exit 0; per-validator final counts;
             no sanitizer report in any log
 Cleanup (always, also on failure, SIGINT/SIGTERM/SIGHUP and the time
@@ -145,7 +148,11 @@ def sh(argv, timeout=15, check=True):
 
 
 class Abort(AssertionError):
-    pass
+    """Raised by a wait_until predicate to stop waiting at once."""
+
+
+class BudgetExceeded(BaseException):
+    """The time budget ran out: not caught by steps or waits."""
 
 
 def wait_until(pred, timeout, interval=0.1, what="condition"):
@@ -317,6 +324,16 @@ def sweep_stale():
         time.sleep(0.1)
         sh(["ip", "netns", "del", name], check=False)
         log("swept stale namespace %s" % name)
+    # temp dirs of runs that were SIGKILLed (not those kept on purpose)
+    tmp = tempfile.gettempdir()
+    for d in os.listdir(tmp):
+        m = re.match(r"^amity-mh-(\d+)-", d)
+        path = os.path.join(tmp, d)
+        if not m or not os.path.isdir(path) or os.path.exists(os.path.join(path, "KEEP")):
+            continue
+        if int(m.group(1)) != os.getpid() and not os.path.exists("/proc/%s" % m.group(1)):
+            shutil.rmtree(path, ignore_errors=True)
+            log("swept stale temp dir %s" % path)
 
 
 # --------------------------------------------------------------------------
@@ -502,15 +519,15 @@ class Stream:
         self.office = office
         self.lines = [ref.jsonl(r) + "\n" for r in recs]
         self.rate = rate
-        self.label = label
+        self.label = "%s-%s" % (label, office)
         self.written = 0
         self.error = None
-        self.p = Proc(t, "office", "submit-" + label, "amity-submit",
+        self.p = Proc(t, "office", "submit-" + self.label, "amity-submit",
                       t.client_keys("office", office, "ingest") +
                       ["--ingest", t.ingest_ep, "--window", "512", "--batch", "32",
                        "--timeout-ms", "3000", "--deadline-s", "60", "-"],
                       stdin=subprocess.PIPE)
-        self.out_path = os.path.join(t.dir, "logs", "submit-%s.out" % label)
+        self.out_path = os.path.join(t.dir, "logs", "submit-%s.out" % self.label)
         self.p.start(stdout=self.out_path)     # stdout: rejections and the summary
         self.t0 = time.monotonic()
         self.thread = threading.Thread(target=self._feed, daemon=True)
@@ -568,15 +585,15 @@ class Stream:
         if r != 0 or a + d != len(self.lines):
             raise AssertionError("stream %s: %d lines but accepted %d, duplicate %d, "
                                  "rejected %d" % (self.label, len(self.lines), a, d, r))
-        log("stream %s (%s): %d lines, accepted %d, duplicate %d, in %.1fs" % (
-            self.label, self.office, len(self.lines), a, d, self.elapsed()))
+        log("stream %s: %d lines, accepted %d, duplicate %d, in %.1fs" % (
+            self.label, len(self.lines), a, d, self.elapsed()))
         return a, d
 
 
 class Test:
     def __init__(self):
         self.net = Net()
-        self.dir = tempfile.mkdtemp(prefix="amity-mh-")
+        self.dir = tempfile.mkdtemp(prefix="amity-mh-%d-" % os.getpid())
         os.makedirs(os.path.join(self.dir, "logs"))
         self.env = child_env()
         self.procs = []
@@ -936,6 +953,37 @@ class Test:
         self.check_exact("join")
         return "validate3 logged validated=%d %.1fs after it started" % (n3, t_share)
 
+    def step_curve(self):
+        """Every link is CURVE: each server logged a ZAP admission of each
+        peer's key, from that peer's host (a key is only seen under CURVE),
+        and the connecting daemons report their links encrypted."""
+        ip = self.net.ip
+        svc = [("svc-ingest", ip("edge")), ("svc-val1", ip("edge")), ("svc-val2", ip("val2")),
+               ("svc-val3", ip("val3")), ("svc-notify", ip("shard1"))]
+        expect = {
+            "ingest": [(o, ip("office")) for o in OFFICES] + svc[1:4],
+            "aggregate0": svc,
+            "aggregate1": svc,
+            "notify": [(SUB_NAME, ip("sub"))],
+        }
+        missing = []
+        seen = 0
+        for n, pairs in expect.items():
+            got = set(re.findall(r"admitted (\S+) \([a-z-]+\) from ([0-9.]+)",
+                                 self.daemons[n].text(0)))
+            seen += len(got)
+            missing += ["%s: %s from %s" % (n, k, a) for k, a in pairs if (k, a) not in got]
+        plain = []
+        for n in ("validate1", "validate2", "validate3", "ingest", "notify"):
+            for line in self.daemons[n].text(0).splitlines():
+                if re.search(r"\bready\b", line):
+                    plain += ["%s: %s" % (n, m) for m in re.findall(r"\b\w+_curve=(?!on\b)\S+", line)]
+        if missing or plain:
+            raise AssertionError("CURVE handshakes missing: %s; links not encrypted: %s" % (
+                missing or "none", plain or "none"))
+        return "%d distinct (key, host) admissions at ingest, aggregate 0/1 and notify; " \
+               "every *_curve=on" % seen
+
     def step_stop(self):
         order = ["notify", "ingest", "validate1", "validate2", "validate3",
                  "aggregate0", "aggregate1"]
@@ -992,6 +1040,8 @@ class Test:
             if p.alive():
                 problems.append("%s (pid %d) still running" % (p.name, p.proc.pid))
         if KEEP:
+            with open(os.path.join(self.dir, "KEEP"), "w") as f:
+                f.write("kept by AMITY_MH_KEEP; the next run's sweep leaves it alone\n")
             log("keeping %s (AMITY_MH_KEEP)" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -1041,7 +1091,7 @@ def main():
 
     def on_signal(signum, frame):
         if signum == signal.SIGALRM:
-            raise AssertionError("test exceeded its %ds budget" % BUDGET_S)
+            raise BudgetExceeded("the test exceeded its %ds budget (AMITY_MH_BUDGET)" % BUDGET_S)
         sys.stdout.write("signal %d: cleaning up\n" % signum)
         sys.stdout.flush()
         problems = state["t"].cleanup()
@@ -1061,7 +1111,7 @@ def main():
         if ok:
             t.step("security", t.step_security)
             for name, fn in (("baseline", t.step_baseline), ("kill", t.step_kill),
-                             ("cut", t.step_cut), ("join", t.step_join)):
+                             ("cut", t.step_cut), ("join", t.step_join), ("curve", t.step_curve)):
                 if not t.step(name, fn):
                     # a dead daemon makes the later steps meaningless
                     try:
@@ -1071,7 +1121,10 @@ def main():
                         break
             t.step("stop", t.step_stop)
         failed = not all(ok for _, ok, _, _ in t.results)
-    except Exception:  # noqa: BLE001 - budget or a bug in the test
+    except BudgetExceeded as e:
+        log(str(e))
+        t.results.append(("(budget)", False, time.monotonic() - t0, str(e)))
+    except Exception:  # noqa: BLE001 - a bug in the test
         traceback.print_exc(file=sys.stdout)
         t.results.append(("(aborted)", False, 0.0, "see the traceback"))
     finally:

@@ -9,13 +9,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <czmq.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
+#include "amity/auth.h"
 #include "amity/buf.h"
 #include "amity/config.h"
 #include "amity/err.h"
@@ -427,6 +431,277 @@ test_ingest_drops_bad_verdicts(void **state)
     amity_buf_clear(&body);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* secure mode: offices are their keys                                  */
+
+typedef struct {
+    char dir[64];               /* key files */
+    char key[128];              /* ingest's secret certificate */
+    char pub[128];              /* its public part only */
+    char clients[128];          /* an (empty) certificate directory */
+    amity_strlist_t shards;
+    char *shard_items[1];
+    ingest_t *ingest;
+    ingest_out_t out;
+} secure_t;
+
+static int
+s_secure_setup(void **state)
+{
+    secure_t *sx = calloc(1, sizeof *sx);
+    ingest_opts_t opts = { 0 };
+    zcert_t *cert;
+
+    assert_non_null(sx);
+    strcpy(sx->dir, "/tmp/amity-ingest-keys-XXXXXX");
+    assert_non_null(mkdtemp(sx->dir));
+    (void)snprintf(sx->pub, sizeof sx->pub, "%s/ingest", sx->dir);
+    (void)snprintf(sx->key, sizeof sx->key, "%s/ingest_secret", sx->dir);
+    (void)snprintf(sx->clients, sizeof sx->clients, "%s/clients", sx->dir);
+    assert_int_equal(mkdir(sx->clients, 0700), 0);
+    cert = zcert_new();
+    assert_non_null(cert);
+    zcert_set_meta(cert, "name", "ingest");
+    assert_int_equal(zcert_save(cert, sx->pub), 0);
+    zcert_destroy(&cert);
+    sx->shard_items[0] = (char *)"tcp://127.0.0.1:17810";
+    sx->shards.n = 1;
+    sx->shards.items = sx->shard_items;
+    opts.bind = "tcp://0.0.0.0:17800"; /* allowed: offices are their keys */
+    opts.work = "tcp://127.0.0.1:17801";
+    opts.shards = &sx->shards;
+    opts.max_msg = INT64_C(1) << 20;
+    opts.key = sx->key;
+    opts.clients_dir = sx->clients;
+    assert_int_equal(ingest_new(&sx->ingest, &opts), 0);
+    assert_true(ingest_secure(sx->ingest));
+    ingest_out_init(&sx->out);
+    *state = sx;
+    return 0;
+}
+
+static int
+s_secure_teardown(void **state)
+{
+    secure_t *sx = *state;
+    char cmd[128];
+
+    ingest_destroy(&sx->ingest);
+    ingest_out_clear(&sx->out);
+    (void)snprintf(cmd, sizeof cmd, "rm -rf %s", sx->dir);
+    assert_int_equal(system(cmd), 0);
+    free(sx);
+    return 0;
+}
+
+/* A submit of one record, with an `office` field unless office is NULL. */
+static void
+s_submit_body(amity_buf_t *body, const char *office)
+{
+    amity_buf_t rec;
+    amity_item_t item;
+    amity_msg_t m;
+
+    amity_buf_init(&rec);
+    s_record(&rec, "r-1");
+    memset(&item, 0, sizeof item);
+    item.tag = 1;
+    item.rec.ptr = rec.data;
+    item.rec.len = rec.len;
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_SUBMIT;
+    if (office != NULL) {
+        m.office = amity_view_str(office);
+    }
+    m.n_items = 1;
+    m.items = &item;
+    amity_buf_reset(body);
+    assert_int_equal(amity_msg_encode(&m, body), 0);
+    amity_buf_clear(&rec);
+}
+
+/* Runs the handler as peer on [conn][body] and returns the work's office
+ * ("" when no work came out). */
+static void
+s_as(secure_t *sx, const amity_peer_t *peer, const void *conn, size_t conn_len,
+     const amity_buf_t *body, char *office, size_t office_len)
+{
+    const void *frames[2] = { conn, body->data };
+    size_t lens[2] = { conn_len, body->len };
+    amity_msg_t m;
+    char why[AMITY_WHY_MAX];
+
+    assert_int_equal(ingest_handle_client_as(sx->ingest, peer, frames, lens, 2, &sx->out), 0);
+    office[0] = '\0';
+    if (sx->out.work.len == 0) {
+        return;
+    }
+    amity_msg_init(&m);
+    assert_int_equal(amity_msg_decode(sx->out.work.data, sx->out.work.len, &m, why, sizeof why),
+                     0);
+    assert_true(amity_view_copy(m.office, office, office_len));
+    assert_int_equal(m.conn.len, conn_len);
+    assert_memory_equal(m.conn.ptr, conn, conn_len);
+    amity_msg_clear(&m);
+}
+
+static void
+s_secure_error(secure_t *sx, const char *prefix)
+{
+    amity_msg_t m;
+    char why[AMITY_WHY_MAX];
+
+    assert_int_equal(sx->out.work.len, 0);
+    assert_true(sx->out.reply.len > 0);
+    amity_msg_init(&m);
+    assert_int_equal(amity_msg_decode(sx->out.reply.data, sx->out.reply.len, &m, why, sizeof why),
+                     0);
+    assert_int_equal(m.type, AMITY_MSG_ERROR);
+    assert_true(m.why.len >= strlen(prefix));
+    assert_memory_equal(m.why.ptr, prefix, strlen(prefix));
+    amity_msg_clear(&m);
+}
+
+static void
+test_ingest_secure_office_is_the_key(void **state)
+{
+    secure_t *sx = *state;
+    amity_peer_t hvm = { .name = "hoi-viet-my", .is_office = true };
+    amity_peer_t dash = { .name = "dashboard", .is_office = false };
+    const char spoof[] = "hoi-viet-nhat"; /* a routing id chosen to look like another office */
+    char office[AMITY_OFFICE_MAX + 1];
+    amity_buf_t body;
+
+    strcpy(hvm.public_txt, "0123456789012345678901234567890123456789");
+    amity_buf_init(&body);
+
+    /* no office field: the key's office */
+    s_submit_body(&body, NULL);
+    s_as(sx, &hvm, CONN, sizeof CONN, &body, office, sizeof office);
+    assert_string_equal(office, "hoi-viet-my");
+    /* the routing id changes nothing */
+    s_as(sx, &hvm, spoof, strlen(spoof), &body, office, sizeof office);
+    assert_string_equal(office, "hoi-viet-my");
+    /* its own name in the field: fine */
+    s_submit_body(&body, "hoi-viet-my");
+    s_as(sx, &hvm, CONN, sizeof CONN, &body, office, sizeof office);
+    assert_string_equal(office, "hoi-viet-my");
+    assert_int_equal(ingest_stats(sx->ingest)->submits, 3);
+
+    /* another office's name: refused, counted */
+    s_submit_body(&body, "hoi-viet-nhat");
+    s_as(sx, &hvm, CONN, sizeof CONN, &body, office, sizeof office);
+    assert_string_equal(office, "");
+    s_secure_error(sx, "office: 'hoi-viet-nhat' is not the office of this key");
+    assert_int_equal(ingest_stats(sx->ingest)->office_mismatch, 1);
+
+    /* a key no longer registered (NULL peer), a subscriber's key, or the
+     * development-mode entry point: nothing passes */
+    s_submit_body(&body, "hoi-viet-my");
+    s_as(sx, NULL, CONN, sizeof CONN, &body, office, sizeof office);
+    s_secure_error(sx, "auth: ");
+    s_as(sx, &dash, CONN, sizeof CONN, &body, office, sizeof office);
+    s_secure_error(sx, "auth: ");
+    {
+        const void *frames[2] = { CONN, body.data };
+        size_t lens[2] = { sizeof CONN, body.len };
+        assert_int_equal(ingest_handle_client(sx->ingest, frames, lens, 2, &sx->out), 0);
+        s_secure_error(sx, "auth: ");
+    }
+    assert_int_equal(ingest_stats(sx->ingest)->unauthenticated, 3);
+    assert_int_equal(ingest_stats(sx->ingest)->submits, 3);
+    amity_buf_clear(&body);
+}
+
+static void
+test_ingest_development_ignores_peer(void **state)
+{
+    fixture_t *fx = *state;
+    amity_peer_t hvm = { .name = "hoi-viet-my", .is_office = true };
+    amity_buf_t body;
+    amity_msg_t m;
+    char why[AMITY_WHY_MAX];
+    const void *frames[2];
+    size_t lens[2];
+
+    amity_buf_init(&body);
+    s_submit_body(&body, "hoi-viet-nhat");
+    frames[0] = CONN;
+    frames[1] = body.data;
+    lens[0] = sizeof CONN;
+    lens[1] = body.len;
+    assert_false(ingest_secure(fx->ingest));
+    assert_int_equal(ingest_handle_client_as(fx->ingest, &hvm, frames, lens, 2, &fx->out), 0);
+    amity_msg_init(&m);
+    assert_int_equal(amity_msg_decode(fx->out.work.data, fx->out.work.len, &m, why, sizeof why), 0);
+    assert_int_equal(m.office.len, strlen("hoi-viet-nhat"));
+    assert_memory_equal(m.office.ptr, "hoi-viet-nhat", m.office.len);
+    amity_msg_clear(&m);
+    amity_buf_clear(&body);
+}
+
+static void
+test_ingest_key_options(void **state)
+{
+    secure_t *sx = *state;
+    ingest_t *other = NULL;
+    ingest_opts_t opts = { 0 };
+    amity_strlist_t keys;
+    char *key_items[2];
+
+    opts.bind = "tcp://127.0.0.1:17800";
+    opts.work = "tcp://127.0.0.1:17801";
+    opts.shards = &sx->shards;
+    opts.max_msg = 1 << 20;
+    /* one without the other */
+    opts.key = sx->key;
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    opts.key = NULL;
+    opts.clients_dir = sx->clients;
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    opts.clients_dir = NULL;
+    opts.peers_dir = sx->clients;
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    opts.peers_dir = NULL;
+    /* shard keys need our key, and one per shard */
+    key_items[0] = sx->pub;
+    key_items[1] = sx->pub;
+    keys.items = key_items;
+    keys.n = 1;
+    opts.shard_keys = &keys;
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    opts.key = sx->key;
+    opts.clients_dir = sx->clients;
+    keys.n = 2;
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    keys.n = 1;
+    assert_int_equal(ingest_new(&other, &opts), 0);
+    ingest_destroy(&other);
+    /* a public certificate without its secret beside it is no key; a
+     * missing file neither */
+    {
+        char lone[160];
+        char cmd[400];
+        (void)snprintf(lone, sizeof lone, "%s/lone", sx->clients);
+        (void)snprintf(cmd, sizeof cmd, "cp %s %s", sx->pub, lone);
+        assert_int_equal(system(cmd), 0);
+        opts.key = lone;
+        assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+        assert_int_equal(unlink(lone), 0);
+    }
+    opts.key = "/nonexistent/ingest_secret";
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    opts.key = sx->key;
+    /* the work endpoint leaves loopback only with --peers-dir */
+    opts.work = "tcp://0.0.0.0:17801";
+    assert_int_equal(ingest_new(&other, &opts), AMITY_EINVAL);
+    opts.peers_dir = sx->clients;
+    assert_int_equal(ingest_new(&other, &opts), 0);
+    ingest_destroy(&other);
+    assert_null(other);
+}
+
 static void
 test_ingest_endpoint_offset(void **state)
 {
@@ -682,6 +957,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ingest_wrong_frame_counts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_routes_verdicts, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_drops_bad_verdicts, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_secure_office_is_the_key, s_secure_setup,
+                                        s_secure_teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_development_ignores_peer, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_key_options, s_secure_setup, s_secure_teardown),
         cmocka_unit_test(test_ingest_endpoint_offset),
         cmocka_unit_test_setup_teardown(test_ingest_refuses_non_loopback, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_loop_over_inproc, s_setup, s_teardown),

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amity/auth.h"
 #include "amity/err.h"
 #include "amity/proto.h"
 #include "core.h"
@@ -841,6 +842,189 @@ test_notify_core_max_subscribers(void **state)
     s_cfx_forget(f);
 }
 
+
+/* ---- secure mode: keys and their prefixes ------------------------------ */
+
+static const amity_peer_t *
+s_lookup_gone(void *arg, const char *public_txt)
+{
+    (void)arg;
+    (void)public_txt;
+    return NULL;
+}
+
+static const amity_peer_t *
+s_lookup_same(void *arg, const char *public_txt)
+{
+    (void)public_txt;
+    return arg;
+}
+
+static void
+s_client_as(s_cfx_t *f, const amity_peer_t *peer, const char *rid, const amity_msg_t *m)
+{
+    assert_int_equal(
+        notify_core_on_client_as(f->core, peer, (const uint8_t *)rid, strlen(rid), m, T0), 0);
+    s_pump(f);
+}
+
+/*  True when every key of snap/upd m lies under prefix, and want_key is
+ *  among them (want_key NULL: m has no keys). */
+static void
+s_keys_under(const amity_msg_t *m, const char *prefix, const char *want_key)
+{
+    size_t i;
+    bool seen = false;
+
+    for (i = 0; i < m->n_kv; i++) {
+        assert_true(m->kv[i].key.len >= strlen(prefix));
+        assert_memory_equal(m->kv[i].key.ptr, prefix, strlen(prefix));
+        if (want_key && m->kv[i].key.len == strlen(want_key) &&
+            memcmp(m->kv[i].key.ptr, want_key, strlen(want_key)) == 0) {
+            seen = true;
+        }
+    }
+    assert_true(want_key ? seen : m->n_kv == 0);
+}
+
+static void
+test_notify_core_secure_prefixes(void **state)
+{
+    s_cfx_t *f = *state;
+    amity_peer_t dash = { .name = "dashboard", .prefixes = "2020/all/" };
+    amity_peer_t hvm = { .name = "hoi-viet-my", .is_office = true };
+    amity_kv_t s0[] = { s_kv("2020/all/k/all/n", 1), s_kv("2020/hoi-viet-my/k/all/n", 2),
+                        s_kv("2020/hoi-viet-nhat/k/all/n", 3), s_kv("2021/all/k/all/n", 4) };
+    amity_kv_t u[] = { s_kv("2020/all/k/all/n", 10), s_kv("2020/hoi-viet-my/k/all/n", 20),
+                       s_kv("2020/hoi-viet-nhat/k/all/n", 30), s_kv("2021/all/k/all/n", 40) };
+    amity_view_t outside[] = { amity_view_str("2021/"), amity_view_str("2019/all/") };
+    amity_view_t inside[] = { amity_view_str("2020/") };
+    const amity_msg_t *r;
+    amity_msg_t m;
+
+    strcpy(dash.public_txt, "dash567890123456789012345678901234567890");
+    strcpy(hvm.public_txt, "hvm4567890123456789012345678901234567890");
+    notify_core_set_secure(f->core, true);
+    assert_int_equal(notify_core_start(f->core, T0), 0);
+    s_pump(f);
+    m = s_snap(0, f->req[0], 10, false, s0, 4);
+    s_shard(f, 0, &m, T0);
+    m = s_snap(1, f->req[1], 20, false, NULL, 0);
+    s_shard(f, 1, &m, T0);
+    s_cfx_forget(f);
+
+    /* a query: only the keys the certificate allows */
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_QUERY;
+    m.req = 5;
+    m.prefix = amity_view_str("");
+    s_client_as(f, &dash, "D", &m);
+    assert_int_equal(f->n, 1);
+    r = s_get(f, 0, "D");
+    assert_int_equal(r->type, AMITY_MSG_SNAP);
+    assert_int_equal(r->n_kv, 1);
+    s_keys_under(r, "2020/all/", "2020/all/k/all/n");
+    s_cfx_forget(f);
+    /* entirely outside: one error, nothing else */
+    m.prefix = amity_view_str("2021/");
+    s_client_as(f, &dash, "D", &m);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(s_get(f, 0, "D")->type, AMITY_MSG_ERROR);
+    s_cfx_forget(f);
+
+    /* a subscription outside: error, not registered */
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_SUB;
+    m.req = 6;
+    m.prefixes = outside;
+    m.n_prefixes = 2;
+    s_client_as(f, &dash, "D", &m);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(s_get(f, 0, "D")->type, AMITY_MSG_ERROR);
+    assert_int_equal(notify_core_stats(f->core)->n_subscribers, 0);
+    assert_int_equal(notify_core_stats(f->core)->n_denied, 2);
+    s_cfx_forget(f);
+    /* inside: snapshot and updates carry the allowed keys only */
+    m.prefixes = inside;
+    m.n_prefixes = 1;
+    s_client_as(f, &dash, "D", &m);
+    r = s_get(f, 0, "D");
+    assert_int_equal(r->type, AMITY_MSG_SNAP);
+    s_keys_under(r, "2020/all/", "2020/all/k/all/n");
+    s_cfx_forget(f);
+    m = s_totals(0, 11, u, 4);
+    s_shard(f, 0, &m, T0);
+    assert_int_equal(f->n, 1);
+    r = s_get(f, 0, "D");
+    assert_int_equal(r->type, AMITY_MSG_UPD);
+    assert_int_equal(r->n_kv, 1);
+    assert_true(s_has(r, "2020/all/k/all/n", 10));
+    s_cfx_forget(f);
+
+    /* an office's key: its own totals and the "all" ones */
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_QUERY;
+    m.req = 8;
+    m.prefix = amity_view_str("2020/");
+    s_client_as(f, &hvm, "H", &m);
+    r = s_get(f, 0, "H");
+    assert_int_equal(r->n_kv, 2);
+    assert_true(s_has(r, "2020/all/k/all/n", 10));
+    assert_true(s_has(r, "2020/hoi-viet-my/k/all/n", 20));
+    s_cfx_forget(f);
+
+    /* no (or a removed) key: refused */
+    s_client_as(f, NULL, "X", &m);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(s_get(f, 0, "X")->type, AMITY_MSG_ERROR);
+    assert_int_equal(notify_core_stats(f->core)->n_unauthenticated, 1);
+    s_cfx_forget(f);
+
+    /* a reload that keeps the key changes nothing; one that drops it ends
+     * the subscription: no more updates */
+    assert_int_equal(notify_core_revalidate(f->core, s_lookup_same, &dash), 0);
+    assert_int_equal(notify_core_stats(f->core)->n_subscribers, 1);
+    assert_int_equal(notify_core_revalidate(f->core, s_lookup_gone, NULL), 0);
+    assert_int_equal(notify_core_stats(f->core)->n_subscribers, 0);
+    assert_int_equal(notify_core_stats(f->core)->n_revoked, 1);
+    u[0].val = 11;
+    m = s_totals(0, 12, u, 1);
+    s_shard(f, 0, &m, T0);
+    assert_int_equal(f->n, 0);
+}
+
+static void
+test_notify_auth_may_read(void **state)
+{
+    amity_peer_t dash = { .name = "dashboard", .prefixes = "2020/all/, 2021-H1/" };
+    amity_peer_t hvm = { .name = "hoi-viet-my", .is_office = true };
+    amity_peer_t none = { .name = "nobody" };
+    amity_peer_t star = { .name = "secretariat", .prefixes = "*" };
+    const char *yes_dash[] = { "", "2020", "2020/", "2020/al", "2020/all/k", "2021-H1/x" };
+    const char *no_dash[] = { "2021/", "2020/hoi", "2019", "2021-H2/" };
+    const char *yes_hvm[] = { "", "2020", "2020/", "2020/hoi", "2020/hoi-viet-my/", "2020/all/k",
+                              "2020/a" };
+    const char *no_hvm[] = { "2020/hoi-viet-nhat/", "2020/hoi-viet-my2/", "2020/x" };
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof yes_dash / sizeof *yes_dash; i++) {
+        assert_true(amity_auth_may_read(&dash, yes_dash[i], strlen(yes_dash[i])));
+    }
+    for (i = 0; i < sizeof no_dash / sizeof *no_dash; i++) {
+        assert_false(amity_auth_may_read(&dash, no_dash[i], strlen(no_dash[i])));
+    }
+    for (i = 0; i < sizeof yes_hvm / sizeof *yes_hvm; i++) {
+        assert_true(amity_auth_may_read(&hvm, yes_hvm[i], strlen(yes_hvm[i])));
+    }
+    for (i = 0; i < sizeof no_hvm / sizeof *no_hvm; i++) {
+        assert_false(amity_auth_may_read(&hvm, no_hvm[i], strlen(no_hvm[i])));
+    }
+    assert_false(amity_auth_may_read(&none, "", 0));
+    assert_true(amity_auth_may_read(&star, "2030/x", 6));
+    assert_false(amity_auth_may_read(NULL, "", 0));
+}
+
 static void
 test_notify_core_query_sorted(void **state)
 {
@@ -1038,6 +1222,22 @@ test_notify_config_check(void **state)
     cfg.bind = "tcp://0.0.0.0:7702";
     assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), AMITY_EINVAL);
     assert_non_null(strstr(why, "bind"));
+    assert_non_null(strstr(why, "set --key and --clients-dir"));
+    /* keys: both or neither; with them any address */
+    cfg.key = "notify_secret";
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), AMITY_EINVAL);
+    assert_non_null(strstr(why, "key"));
+    cfg.clients_dir = "subscribers";
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), 0);
+    cfg.shard_keys.n = 1;
+    cfg.shard_keys.items = shards;
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), AMITY_EINVAL);
+    assert_non_null(strstr(why, "shard-keys"));
+    cfg.shard_keys.n = 2;
+    assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), 0);
+    cfg.key = NULL;
+    cfg.clients_dir = NULL;
+    cfg.shard_keys.n = 0;
     cfg.bind = "tcp://127.0.0.1:7702";
     cfg.shards.items = bad;
     assert_int_equal(notify_config_check(&cfg, why, sizeof(why)), AMITY_EINVAL);
@@ -1086,6 +1286,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_notify_core_query_chunks, s_cfx_setup, s_cfx_teardown),
         cmocka_unit_test_setup_teardown(test_notify_core_bad_client_type, s_cfx_setup,
                                         s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_secure_prefixes, s_cfx_setup,
+                                        s_cfx_teardown),
+        cmocka_unit_test(test_notify_auth_may_read),
         cmocka_unit_test(test_notify_subs_churn),
         cmocka_unit_test(test_notify_prefix_match),
         cmocka_unit_test(test_notify_endpoint_offset),

@@ -8,12 +8,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <czmq.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -484,6 +486,57 @@ test_validate_bad_work_dropped(void **state)
     amity_buf_clear(&body);
 }
 
+
+/*  CURVE options: lists match their endpoints, and need our own key. */
+static void
+test_validate_key_options(void **state)
+{
+    fixture_t *fx = *state;
+    validate_t *v = NULL;
+    validate_opts_t opts = { 0 };
+    char dir[] = "/tmp/amity-validate-keys-XXXXXX";
+    char pub[96];
+    char sec[96];
+    char cmd[160];
+    char *one_items[2];
+    amity_strlist_t one = { 1, one_items };
+    amity_strlist_t two = { 2, one_items };
+    zcert_t *cert;
+
+    assert_non_null(mkdtemp(dir));
+    (void)snprintf(pub, sizeof pub, "%s/svc", dir);
+    (void)snprintf(sec, sizeof sec, "%s/svc_secret", dir);
+    cert = zcert_new();
+    assert_non_null(cert);
+    zcert_set_meta(cert, "name", "svc");
+    assert_int_equal(zcert_save(cert, pub), 0);
+    zcert_destroy(&cert);
+    one_items[0] = pub;
+    one_items[1] = pub;
+
+    opts.ingest = &fx->ingest; /* one ingest, two shards */
+    opts.shards = &fx->shards;
+    opts.tz = "Asia/Ho_Chi_Minh";
+    opts.ingest_keys = &one;
+    assert_int_equal(validate_new(&v, &opts), AMITY_EINVAL); /* no --key */
+    opts.key = sec;
+    assert_int_equal(validate_new(&v, &opts), 0);
+    validate_destroy(&v);
+    opts.ingest_keys = &two; /* two keys for one ingest */
+    assert_int_equal(validate_new(&v, &opts), AMITY_EINVAL);
+    opts.ingest_keys = NULL;
+    opts.shard_keys = &one; /* one key for two shards */
+    assert_int_equal(validate_new(&v, &opts), AMITY_EINVAL);
+    opts.shard_keys = &two;
+    assert_int_equal(validate_new(&v, &opts), 0);
+    validate_destroy(&v);
+    opts.key = "/nonexistent/svc_secret";
+    assert_int_equal(validate_new(&v, &opts), AMITY_EINVAL);
+    assert_null(v);
+    (void)snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void
 test_validate_options(void **state)
 {
@@ -704,6 +757,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_validate_outputs_reset_per_work, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_bad_work_dropped, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_options, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_validate_key_options, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_loop_over_inproc, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_backpressure_loses_nothing, s_setup,
                                         s_teardown),
