@@ -275,7 +275,9 @@ s_txn_apply(amity_txn_t *txn, void *arg)
             n_changed++;
         }
     }
-    qsort(b->changed, n_changed, sizeof(*b->changed), s_cmp_view);
+    if (n_changed > 1) {
+        qsort(b->changed, n_changed, sizeof(*b->changed), s_cmp_view);
+    }
     for (size_t k = 0; k < n_changed; k++) {
         const s_acc_t *acc = amity_map_find(b->acc, b->changed[k].ptr, b->changed[k].len);
         int64_t total = 0;
@@ -354,7 +356,9 @@ s_write_pre_totals(amity_store_t *store, s_batch_t *b)
         b->changed[n].len = key_len;
         n++;
     }
-    qsort(b->changed, n, sizeof(*b->changed), s_cmp_view);
+    if (n > 1) {
+        qsort(b->changed, n, sizeof(*b->changed), s_cmp_view);
+    }
     for (size_t from = 0; from < n; from += S_PRELOAD_KEYS_PER_TXN) {
         s_pre_t p = { b, from, from + S_PRELOAD_KEYS_PER_TXN < n ? from + S_PRELOAD_KEYS_PER_TXN : n };
         int rc = amity_store_update(store, s_txn_pre_totals, &p);

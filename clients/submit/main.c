@@ -1,128 +1,158 @@
-/*  amity-submit: streams a JSON Lines file of records to ingest and
- *  reports, per record, whether it was counted. Holds only the records in
- *  flight (the window), never the whole file.
+/*  amity-submit: sends an office's records (JSON Lines or CSV) to ingest
+ *  and reports, per record, whether it was counted; with --spool DIR it
+ *  first keeps them durably in a local spool and sends them from there.
  *
- *  stdout: one `FILE:LINE: id: reason` per rejected record, then
- *  `accepted N, duplicate N, rejected N`. Exit 0 all accepted or
- *  duplicate, 65 some rejected, 69 ingest unreachable (nothing answered
- *  before the deadline), 75 timed out (some answered), 66 input unreadable,
- *  2 usage, 130 interrupted.
+ *  stdout: one `FILE:LINE: id: reason` per rejected record, then (--spool)
+ *  `N records spooled, M pending`, then `accepted N, duplicate N,
+ *  rejected N`. Exit codes (sysexits): 0 all accepted or duplicate, 65
+ *  some rejected, 66 input unreadable, 69 ingest unreachable (nothing
+ *  answered before the deadline), 74 the spool or the rejects file cannot
+ *  be written, 75 timed out (some answered; --spool: records left in the
+ *  spool, safe), 77 (--spool) ingest refused us, 2 usage, 130 interrupted.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "amity/log.h"
 #include "cli.h"
-
-#define S_EXIT_REJECTED    65
-#define S_EXIT_NOINPUT     66
-#define S_EXIT_UNREACHABLE 69
-#define S_EXIT_TIMEOUT     75
-#define S_EXIT_INTERRUPTED 130
-#define S_LINE_MAX         (1024 * 1024) /* longer lines are rejected unread */
+#include "submit.h"
 
 static const char *s_summary =
-    "Submits records from a JSON Lines FILE (or - for stdin) to ingest, one\n"
-    "JSON object per line (blank lines skipped), and prints each rejection as\n"
-    "'FILE:LINE: id: reason', then 'accepted N, duplicate N, rejected N'.\n"
-    "Records without a verdict are resent after --timeout-ms; the run gives up\n"
-    "when nothing at all is heard from ingest for --deadline-s.\n"
-    "Exit: 0 all accepted or duplicate, 65 some rejected, 69 ingest unreachable,\n"
-    "75 timed out after some answers, 66 FILE unreadable, 2 usage error.";
+    "  amity-submit [OPTIONS] FILE|-\n"
+    "  amity-submit --spool DIR [OPTIONS] [FILE|-]\n"
+    "Submits records to ingest: JSON Lines (one object per line) or CSV (a header\n"
+    "row naming the fields: id,rev,kind,date,country,<metrics>,amount,currency,\n"
+    "scope,level,note,retract,x-...; an empty cell is an absent field). Prints each\n"
+    "rejection as 'FILE:LINE: id: reason', then 'accepted N, duplicate N, rejected N'.\n"
+    "Records without a verdict are resent after --timeout-ms; the run gives up when\n"
+    "nothing at all is heard from ingest for --deadline-s. On a terminal, stderr\n"
+    "shows a progress bar with the rate and the time left.\n"
+    "  --format jsonl|csv   input format (default: from the extension, .csv is CSV,\n"
+    "                       anything else and - are JSON Lines)\n"
+    "  --rejects FILE       write the rejected records' original lines to FILE (CSV:\n"
+    "                       the header, then the rows) to fix and submit again\n"
+    "  --spool DIR          first write every record durably to the office spool DIR,\n"
+    "                       then send from there until it is empty; without FILE, only\n"
+    "                       send what DIR holds. Records that get no verdict stay in\n"
+    "                       DIR, safe, for a later run or 'amity-spool drain DIR'\n"
+    "  --progress/--no-progress  force the progress bar on or off\n"
+    "Exit: 0 all accepted or duplicate, 65 some rejected, 66 FILE unreadable,\n"
+    "69 ingest unreachable, 74 spool or rejects file not writable, 75 timed out\n"
+    "(--spool: records left in DIR), 77 ingest refused us (--spool), 2 usage error.";
 
-typedef struct {
-    const char *file;        /* name shown in reports */
-    uint64_t local_rejected; /* lines rejected before sending */
-} s_run_t;
-
+volatile sig_atomic_t submit_interrupted;
 static amity_client_t *volatile s_client; /* for the signal handler */
-static volatile sig_atomic_t s_interrupted;
+static amity_spool_t *volatile s_spool;   /* for the signal handler */
+
+void
+submit_watch_client(amity_client_t *client)
+{
+    s_client = client;
+}
+
+void
+submit_watch_spool(amity_spool_t *spool)
+{
+    s_spool = spool;
+}
 
 static void
 s_on_signal(int sig)
 {
+    amity_client_t *c = s_client;
+    amity_spool_t *sp = s_spool;
+
     (void)sig;
-    s_interrupted = 1;
-    if (s_client != NULL) {
-        amity_client_interrupt(s_client);
+    submit_interrupted = 1;
+    if (c != NULL) {
+        amity_client_interrupt(c);
+    }
+    if (sp != NULL) {
+        amity_spool_interrupt(sp);
     }
 }
 
-static void
-s_on_verdict(void *arg, const amity_verdict_info_t *v)
-{
-    s_run_t *run = arg;
+/*  The program's own flags, taken out of argv before the [client]
+ *  options are loaded. */
+typedef struct {
+    const char *format;  /* --format (NULL: from the extension) */
+    const char *rejects; /* --rejects FILE */
+    const char *spool;   /* --spool DIR */
+    int progress;        /* --progress 1, --no-progress 0, -1: when stderr is a terminal */
+} s_flags_t;
 
-    if (v->status == AMITY_STATUS_REJECTED) {
-        printf("%s:%llu: %s: %s\n", run->file, (unsigned long long)v->tag, v->id, v->why);
-    } else if (v->status == AMITY_STATUS_DUPLICATE) {
-        amity_log_debug("%s:%llu: %s: duplicate", run->file, (unsigned long long)v->tag, v->id);
-    } else if (v->status == AMITY_STATUS_ABANDONED) {
-        fprintf(stderr, "%s:%llu: %s: %s\n", run->file, (unsigned long long)v->tag, v->id, v->why);
-    }
-}
-
-/*  Reads one line into *buf (without the newline). Returns 1 with a line,
- *  0 at end of input, -1 on a read error. A line longer than S_LINE_MAX
- *  is skipped to its end and reported with *too_long. */
-static int
-s_read_line(FILE *fp, char **buf, size_t *cap, size_t *len, bool *too_long)
-{
-    int c;
-
-    *len = 0;
-    *too_long = false;
-    while ((c = getc(fp)) != EOF) {
-        if (c == '\n') {
-            break;
-        }
-        if (*too_long) {
-            continue;
-        }
-        if (*len + 1 >= *cap) {
-            size_t ncap = *cap ? *cap * 2 : 4096;
-            char *nbuf;
-            if (ncap > S_LINE_MAX + 2) {
-                ncap = S_LINE_MAX + 2;
-            }
-            if (*len + 1 >= ncap) {
-                *too_long = true;
-                continue;
-            }
-            nbuf = realloc(*buf, ncap);
-            if (nbuf == NULL) {
-                *too_long = true;
-                continue;
-            }
-            *buf = nbuf;
-            *cap = ncap;
-        }
-        (*buf)[(*len)++] = (char)c;
-    }
-    if (c == EOF && ferror(fp)) {
-        return -1;
-    }
-    if (c == EOF && *len == 0 && !*too_long) {
-        return 0;
-    }
-    if (*buf != NULL) {
-        (*buf)[*len] = '\0';
-    }
-    return 1;
-}
-
+/*  Matches argv[*i] against --name VALUE / --name=VALUE; on a match sets
+ *  *value (NULL when the value is missing) and advances *i past it. */
 static bool
-s_blank(const char *s, size_t len)
+s_take(int argc, char **argv, int *i, const char *name, const char **value)
 {
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\f' && s[i] != '\v') {
-            return false;
-        }
+    const char *arg = argv[*i];
+    size_t len = strlen(name);
+
+    if (strncmp(arg, name, len) != 0) {
+        return false;
+    }
+    if (arg[len] == '=') {
+        *value = arg + len + 1;
+        return true;
+    }
+    if (arg[len] != '\0') {
+        return false;
+    }
+    *value = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (*value != NULL) {
+        (*i)++;
     }
     return true;
+}
+
+/*  Moves the flags out of argv (compacting it, *argc updated). Returns 0,
+ *  or -1 after printing a usage error. */
+static int
+s_split_flags(int *argc, char **argv, s_flags_t *flags)
+{
+    int out = 1;
+    bool done = false;
+
+    for (int i = 1; i < *argc; i++) {
+        const char **slot = NULL;
+        const char *value = NULL;
+        const char *name = NULL;
+
+        if (!done && strcmp(argv[i], "--") == 0) {
+            done = true;
+        } else if (!done && strcmp(argv[i], "--progress") == 0) {
+            flags->progress = 1;
+            continue;
+        } else if (!done && strcmp(argv[i], "--no-progress") == 0) {
+            flags->progress = 0;
+            continue;
+        } else if (!done && s_take(*argc, argv, &i, "--format", &value)) {
+            slot = &flags->format;
+            name = "--format";
+        } else if (!done && s_take(*argc, argv, &i, "--rejects", &value)) {
+            slot = &flags->rejects;
+            name = "--rejects";
+        } else if (!done && s_take(*argc, argv, &i, "--spool", &value)) {
+            slot = &flags->spool;
+            name = "--spool";
+        }
+        if (slot != NULL) {
+            if (value == NULL || value[0] == '\0') {
+                (void)fprintf(stderr, "amity-submit: %s needs a value (see --help)\n", name);
+                return -1;
+            }
+            *slot = value;
+            continue;
+        }
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 0;
 }
 
 int
@@ -130,160 +160,51 @@ main(int argc, char **argv)
 {
     amity_cli_cfg_t cfg;
     amity_client_opts_t opts;
-    amity_client_stats_t st;
-    amity_client_t *client = NULL;
     amity_config_result_t r;
+    submit_args_t args;
     struct sigaction sa;
-    s_run_t run;
-    char **args;
-    int n_args;
-    FILE *fp;
-    char *line = NULL;
-    size_t cap = 0;
-    size_t len;
-    bool too_long;
-    uint64_t lineno = 0;
-    bool gave_up = false;
-    int exit_code = 0;
-    int rc = 0;
+    s_flags_t flags = { NULL, NULL, NULL, -1 };
+    char **pos;
+    int n_pos;
+    int exit_code;
 
-    r = amity_cli_load("amity-submit", s_summary, "3000", &cfg, &opts, argc, argv, &args, &n_args);
+    if (s_split_flags(&argc, argv, &flags) != 0) {
+        return AMITY_EXIT_CONFIG;
+    }
+    r = amity_cli_load("amity-submit", s_summary, "3000", &cfg, &opts, argc, argv, &pos, &n_pos);
     if (r != AMITY_CONFIG_RUN) {
         return r == AMITY_CONFIG_EXIT_OK ? 0 : AMITY_EXIT_CONFIG;
     }
-    if (n_args != 1) {
-        fprintf(stderr, "amity-submit: expected one FILE (or - for stdin); see --help\n");
+    memset(&args, 0, sizeof(args));
+    args.opts = &opts;
+    args.rejects = flags.rejects;
+    args.spool = flags.spool;
+    args.progress = flags.progress < 0 ? isatty(STDERR_FILENO) == 1 : flags.progress == 1;
+    if (n_pos > 1 || (n_pos == 0 && flags.spool == NULL)) {
+        (void)fprintf(stderr, "amity-submit: expected one FILE (or - for stdin); see --help\n");
         amity_cli_free(&cfg);
         return AMITY_EXIT_CONFIG;
     }
-    run.file = args[0];
-    run.local_rejected = 0;
-    if (strcmp(run.file, "-") == 0) {
-        fp = stdin;
+    args.file = n_pos == 1 ? pos[0] : NULL;
+    if (flags.format == NULL) {
+        args.format = submit_format_of(args.file);
+    } else if (strcmp(flags.format, "csv") == 0) {
+        args.format = SUBMIT_FORMAT_CSV;
+    } else if (strcmp(flags.format, "jsonl") == 0 || strcmp(flags.format, "json") == 0) {
+        args.format = SUBMIT_FORMAT_JSONL;
     } else {
-        fp = fopen(run.file, "r");
-        if (fp == NULL) {
-            fprintf(stderr, "amity-submit: cannot open %s: %s\n", run.file, strerror(errno));
-            amity_cli_free(&cfg);
-            return S_EXIT_NOINPUT;
-        }
-    }
-    rc = amity_client_new(&client, &opts, s_on_verdict, &run);
-    if (rc != 0) {
-        fprintf(stderr, "amity-submit: cannot create the client: %s\n", amity_strerror(rc));
-        if (fp != stdin) {
-            fclose(fp);
-        }
+        (void)fprintf(stderr, "amity-submit: --format: '%s' is not jsonl or csv\n", flags.format);
         amity_cli_free(&cfg);
-        return AMITY_EXIT_RUNTIME;
+        return AMITY_EXIT_CONFIG;
     }
-    s_client = client;
+
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = s_on_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
 
-    for (;;) {
-        char why[AMITY_WHY_MAX + 64];
-        int got;
-
-        if (s_interrupted) {
-            rc = AMITY_ETERM;
-            break;
-        }
-        got = s_read_line(fp, &line, &cap, &len, &too_long);
-
-        if (got < 0 && s_interrupted) {
-            rc = AMITY_ETERM;
-            break;
-        }
-        if (got < 0) {
-            fprintf(stderr, "amity-submit: reading %s: %s\n", run.file, strerror(errno));
-            exit_code = S_EXIT_NOINPUT;
-            break;
-        }
-        if (got == 0) {
-            break;
-        }
-        lineno++;
-        if (too_long) {
-            printf("%s:%llu: -: record: line longer than %d bytes\n", run.file,
-                   (unsigned long long)lineno, S_LINE_MAX);
-            run.local_rejected++;
-            continue;
-        }
-        if (lineno == 1 && len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
-            memmove(line, line + 3, len - 2);
-            len -= 3;
-        }
-        if (s_blank(line, len)) {
-            continue;
-        }
-        why[0] = '\0';
-        rc = amity_client_submit_json(client, line, len, lineno, why, sizeof(why));
-        if (rc == AMITY_EINVAL) {
-            printf("%s:%llu: -: %s\n", run.file, (unsigned long long)lineno, why);
-            run.local_rejected++;
-            rc = 0;
-            continue;
-        }
-        if (rc == AMITY_EAGAIN) {
-            fprintf(stderr, "amity-submit: stopped reading %s at line %llu\n", run.file,
-                    (unsigned long long)lineno);
-            gave_up = true;
-            break;
-        }
-        if (rc != 0) {
-            break;
-        }
-    }
-    if (rc == 0 && !gave_up && exit_code == 0) {
-        rc = amity_client_flush(client, -1);
-        if (rc == AMITY_EAGAIN) {
-            gave_up = true;
-        }
-    }
-    amity_client_stats(client, &st);
-    if (gave_up || rc == AMITY_ETERM) {
-        if (st.in_flight > 0) {
-            fprintf(stderr, "amity-submit: %s: giving up on %zu records without a verdict\n",
-                    rc == AMITY_ETERM ? "interrupted"
-                                      : (st.replies == 0 ? "ingest unreachable" : "timed out"),
-                    st.in_flight);
-        }
-        amity_client_abandon(client, rc == AMITY_ETERM ? "no verdict: interrupted"
-                                                       : "no verdict before the deadline");
-    }
-    printf("accepted %llu, duplicate %llu, rejected %llu\n", (unsigned long long)st.accepted,
-           (unsigned long long)st.duplicate,
-           (unsigned long long)(st.rejected + run.local_rejected));
-    fflush(stdout);
-    amity_log_info("submitted %llu records in %llu messages, %llu resends, %llu error replies",
-                   (unsigned long long)st.submitted, (unsigned long long)st.messages,
-                   (unsigned long long)st.resends, (unsigned long long)st.errors);
-
-    if (exit_code != 0) {
-        /* input error already reported */
-    } else if (rc == AMITY_ETERM || s_interrupted) {
-        exit_code = S_EXIT_INTERRUPTED;
-    } else if (gave_up) {
-        exit_code = st.replies == 0 ? S_EXIT_UNREACHABLE : S_EXIT_TIMEOUT;
-        fprintf(stderr, "amity-submit: %s\n",
-                st.replies == 0 ? "ingest did not answer before the deadline"
-                                : "timed out waiting for verdicts");
-    } else if (rc != 0) {
-        fprintf(stderr, "amity-submit: %s\n", amity_strerror(rc));
-        exit_code = AMITY_EXIT_RUNTIME;
-    } else if (st.rejected + run.local_rejected > 0) {
-        exit_code = S_EXIT_REJECTED;
-    }
-    s_client = NULL;
-    amity_client_destroy(&client);
-    free(line);
-    if (fp != stdin) {
-        fclose(fp);
-    }
+    exit_code = args.spool != NULL ? submit_spooled(&args) : submit_direct(&args);
     amity_cli_free(&cfg);
     return exit_code;
 }

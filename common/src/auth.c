@@ -643,6 +643,19 @@ amity_monitor_process(void *monitor, const char *name)
             case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
                 what = "handshake refused by authentication";
                 break;
+            case ZMQ_EVENT_DISCONNECTED: {
+                /* not a failure, but the only sign of a peer that went
+                 * silent past the heartbeat timeout (a cut link) */
+                static long long last_ms;
+                static unsigned long n_suppressed;
+                if (amity_log_ratelimit(&last_ms, &n_suppressed, 1)) {
+                    amity_log_info("%s: peer disconnected on %.*s (closed, or silent past the "
+                                   "heartbeat timeout)",
+                                   name, (int) zmq_msg_size(&addr),
+                                   (const char *) zmq_msg_data(&addr));
+                }
+                break;
+            }
             default:
                 break;
             }

@@ -63,30 +63,30 @@ typedef struct {
     uint64_t failed_batches; /* commits that failed (items dropped, clients resend) */
     uint64_t bad_input; /* PULL messages dropped: malformed, multi-frame, wrong type, bad office */
     uint64_t snapreqs;  /* snapshot requests served */
-    uint64_t snap_errors; /* snapshot requests refused or cut short */
-    uint64_t send_errors; /* publications that could not be sent */
+    uint64_t snap_errors;        /* snapshot requests refused or cut short */
+    uint64_t send_errors;        /* publications that could not be sent */
     uint64_t unauthenticated;    /* apply messages from a key removed since (SIGHUP) */
     uint64_t handshake_failures; /* CURVE handshakes that failed (monitors) */
 } s_stats_t;
 
 struct aggregate {
-    void *ctx;                     /* ZeroMQ context (borrowed) */
-    int sfd;                       /* signalfd (borrowed) */
-    uint64_t index;                /* shard index */
-    size_t batch_max;              /* records per commit */
-    int64_t batch_ms;              /* wait since the first pending record */
-    char ep[4][S_EP_MAX];          /* apply, verdicts, totals, snapshot endpoints */
-    void *pull;                    /* apply PULL (bound at +0) */
-    void *pub_verdicts;            /* verdicts PUB (+1) */
-    void *pub_totals;              /* totals PUB (+2) */
-    void *snap;                    /* snapshot ROUTER (+3) */
+    void *ctx;                       /* ZeroMQ context (borrowed) */
+    int sfd;                         /* signalfd (borrowed) */
+    uint64_t index;                  /* shard index */
+    size_t batch_max;                /* records per commit */
+    int64_t batch_ms;                /* wait since the first pending record */
+    char ep[4][S_EP_MAX];            /* apply, verdicts, totals, snapshot endpoints */
+    void *pull;                      /* apply PULL (bound at +0) */
+    void *pub_verdicts;              /* verdicts PUB (+1) */
+    void *pub_totals;                /* totals PUB (+2) */
+    void *snap;                      /* snapshot ROUTER (+3) */
     zmq_pollitem_t poll[S_POLL_MAX]; /* signal fd, snapshot, apply, then ZAP and monitors */
-    int n_poll;                    /* entries used in poll */
-    amity_auth_t *auth;            /* the ZAP handler (NULL without keys) */
-    void *monitors[4];             /* handshake monitors of the four sockets (with keys) */
-    int poll_zap;                  /* index of the ZAP socket in poll, -1 when none */
-    uint64_t logged_refused;       /* ZAP refusals at the last stats line */
-    aggregate_db_t *db;            /* the shard's state */
+    int n_poll;                      /* entries used in poll */
+    amity_auth_t *auth;              /* the ZAP handler (NULL without keys) */
+    void *monitors[4];               /* handshake monitors of the four sockets (with keys) */
+    int poll_zap;                    /* index of the ZAP socket in poll, -1 when none */
+    uint64_t logged_refused;         /* ZAP refusals at the last stats line */
+    aggregate_db_t *db;              /* the shard's state */
 
     s_pending_t *pending;    /* received messages of the batch (capacity batch_max) */
     size_t n_pending;        /* messages in pending */

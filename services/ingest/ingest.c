@@ -437,9 +437,9 @@ ingest_secure(const ingest_t *self)
 /* Secure mode: the office is the key's, whatever the message says. Fills
  * *office, or an error reply and returns 1. */
 static int
-s_office_of_key(ingest_t *self, const amity_peer_t *peer, const amity_msg_t *m,
-                const void *conn, size_t conn_len, const char *conn_hex, amity_view_t *office,
-                ingest_out_t *out, int *rc)
+s_office_of_key(ingest_t *self, const amity_peer_t *peer, const amity_msg_t *m, const void *conn,
+                size_t conn_len, const char *conn_hex, amity_view_t *office, ingest_out_t *out,
+                int *rc)
 {
     char claimed[AMITY_OFFICE_MAX + 1];
     char reply[AMITY_WHY_MAX];
@@ -503,8 +503,7 @@ ingest_handle_client_as(ingest_t *self, const amity_peer_t *peer, const void *co
         /* admitted by the ZAP handler once, but the key has since been
          * removed (SIGHUP), or it is not an office's: nothing of it passes */
         self->stats.unauthenticated++;
-        amity_log_warn_rl(1,
-                          "client message refused conn=%s why=\"%s\" unauthenticated=%" PRIu64,
+        amity_log_warn_rl(1, "client message refused conn=%s why=\"%s\" unauthenticated=%" PRIu64,
                           conn_hex,
                           peer == NULL ? "key not registered (revoked?)" : "not an office's key",
                           self->stats.unauthenticated);
@@ -657,16 +656,15 @@ s_log_stats(ingest_t *self, const char *when)
     if (self->auth != NULL) {
         amity_auth_stats(self->auth, &admitted, &refused);
     }
-    amity_log_info("stats%s submits=%" PRIu64 " records=%" PRIu64 " dropped_no_validator=%" PRIu64
-                   " bad_frames=%" PRIu64 " bad_submits=%" PRIu64 " errors_sent=%" PRIu64
-                   " verdict_msgs=%" PRIu64 " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64
-                   " dropped_replies=%" PRIu64 " unauthenticated=%" PRIu64
-                   " office_mismatch=%" PRIu64 " handshake_failures=%" PRIu64
-                   " zap_admitted=%" PRIu64 " zap_refused=%" PRIu64,
-                   when, s->submits, s->records, s->dropped_no_validator, s->bad_frames,
-                   s->bad_submits, s->errors_sent, s->verdict_msgs, s->verdicts, s->bad_verdicts,
-                   s->dropped_replies, s->unauthenticated, s->office_mismatch,
-                   s->handshake_failures, admitted, refused);
+    amity_log_info(
+        "stats%s submits=%" PRIu64 " records=%" PRIu64 " dropped_no_validator=%" PRIu64
+        " bad_frames=%" PRIu64 " bad_submits=%" PRIu64 " errors_sent=%" PRIu64
+        " verdict_msgs=%" PRIu64 " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64
+        " dropped_replies=%" PRIu64 " unauthenticated=%" PRIu64 " office_mismatch=%" PRIu64
+        " handshake_failures=%" PRIu64 " zap_admitted=%" PRIu64 " zap_refused=%" PRIu64,
+        when, s->submits, s->records, s->dropped_no_validator, s->bad_frames, s->bad_submits,
+        s->errors_sent, s->verdict_msgs, s->verdicts, s->bad_verdicts, s->dropped_replies,
+        s->unauthenticated, s->office_mismatch, s->handshake_failures, admitted, refused);
     self->logged = self->stats;
     self->logged_refused = refused;
 }

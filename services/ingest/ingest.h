@@ -22,13 +22,13 @@ typedef struct ingest_t ingest_t;
 
 /*  Options (borrowed by ingest_new for the object's lifetime). */
 typedef struct {
-    const char *bind;              /**< ROUTER for offices */
-    const char *work;              /**< PUSH to validators */
-    const amity_strlist_t *shards; /**< shard base endpoints, in shard order */
-    int64_t max_msg;               /**< ZMQ_MAXMSGSIZE on the client socket */
-    const char *key;               /**< own secret certificate (NULL/"": no keys) */
-    const char *clients_dir;       /**< offices' public certificates: secure mode */
-    const char *peers_dir;         /**< services' public certificates: CURVE on work */
+    const char *bind;                  /**< ROUTER for offices */
+    const char *work;                  /**< PUSH to validators */
+    const amity_strlist_t *shards;     /**< shard base endpoints, in shard order */
+    int64_t max_msg;                   /**< ZMQ_MAXMSGSIZE on the client socket */
+    const char *key;                   /**< own secret certificate (NULL/"": no keys) */
+    const char *clients_dir;           /**< offices' public certificates: secure mode */
+    const char *peers_dir;             /**< services' public certificates: CURVE on work */
     const amity_strlist_t *shard_keys; /**< shards' public certificates, in shard order
                                             (NULL or empty: verdicts in clear) */
 } ingest_opts_t;

@@ -16,15 +16,15 @@
 #include "ingest.h"
 
 typedef struct {
-    char *bind;             /* client ROUTER endpoint */
-    char *work;             /* validator PUSH endpoint */
-    amity_strlist_t shards; /* shard base endpoints */
-    int64_t max_msg;        /* ZMQ_MAXMSGSIZE for clients */
-    char *key;              /* own secret certificate */
-    char *clients_dir;      /* offices' public certificates */
-    char *peers_dir;        /* services' public certificates */
+    char *bind;                 /* client ROUTER endpoint */
+    char *work;                 /* validator PUSH endpoint */
+    amity_strlist_t shards;     /* shard base endpoints */
+    int64_t max_msg;            /* ZMQ_MAXMSGSIZE for clients */
+    char *key;                  /* own secret certificate */
+    char *clients_dir;          /* offices' public certificates */
+    char *peers_dir;            /* services' public certificates */
     amity_strlist_t shard_keys; /* shards' public certificates */
-    char *log_level;        /* error|warn|info|debug */
+    char *log_level;            /* error|warn|info|debug */
 } ingest_cfg_t;
 
 static const amity_opt_t s_opts[] = {
@@ -48,6 +48,34 @@ static const amity_opt_t s_opts[] = {
       "error, warn, info or debug" },
 };
 
+static void
+s_opts_of(const ingest_cfg_t *cfg, ingest_opts_t *opts)
+{
+    opts->bind = cfg->bind;
+    opts->work = cfg->work;
+    opts->shards = &cfg->shards;
+    opts->max_msg = cfg->max_msg;
+    opts->key = cfg->key;
+    opts->clients_dir = cfg->clients_dir;
+    opts->peers_dir = cfg->peers_dir;
+    opts->shard_keys = &cfg->shard_keys;
+}
+
+/* --check-config (and every start) checks what ingest_new checks: the
+ * endpoints, the loopback rule and the key files (logged naming them). */
+static int
+s_check(const void *p)
+{
+    ingest_opts_t opts = { 0 };
+    ingest_t *ingest = NULL;
+    int rc;
+
+    s_opts_of(p, &opts);
+    rc = ingest_new(&ingest, &opts);
+    ingest_destroy(&ingest);
+    return rc;
+}
+
 static const amity_config_spec_t s_spec = {
     .program = "amity-ingest",
     .section = "ingest",
@@ -55,6 +83,7 @@ static const amity_config_spec_t s_spec = {
     .opts = s_opts,
     .n_opts = sizeof s_opts / sizeof s_opts[0],
     .allow_args = false,
+    .check = s_check,
 };
 
 int
@@ -83,14 +112,7 @@ main(int argc, char **argv)
                       cfg.log_level);
         goto out;
     }
-    opts.bind = cfg.bind;
-    opts.work = cfg.work;
-    opts.shards = &cfg.shards;
-    opts.max_msg = cfg.max_msg;
-    opts.key = cfg.key;
-    opts.clients_dir = cfg.clients_dir;
-    opts.peers_dir = cfg.peers_dir;
-    opts.shard_keys = &cfg.shard_keys;
+    s_opts_of(&cfg, &opts);
     rc = ingest_new(&ingest, &opts);
     if (rc != 0) {
         code = rc == AMITY_EINVAL ? AMITY_EXIT_CONFIG : AMITY_EXIT_RUNTIME;

@@ -280,8 +280,9 @@ s_deny(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, size_t
         (void)amity_text_sanitize(prefix, sizeof(prefix), (const char *)m->prefixes[0].ptr,
                                   m->prefixes[0].len);
     }
-    amity_log_warn_rl(1, "client: %s refused: outside what the key may read name=%s key=%s "
-                         "prefix=\"%s\" denied=%llu",
+    amity_log_warn_rl(1,
+                      "client: %s refused: outside what the key may read name=%s key=%s "
+                      "prefix=\"%s\" denied=%llu",
                       what, peer->name, peer->public_txt, prefix,
                       (unsigned long long)self->stats.n_denied);
     return s_reply_error(self, rid, rid_len, m->req,
@@ -351,8 +352,9 @@ notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const ui
         /* admitted once, but the key has been removed since (SIGHUP) */
         self->stats.n_unauthenticated++;
         (void)notify_subs_remove(self->subs, rid, rid_len);
-        amity_log_warn_rl(1, "client: %s refused: key not registered (revoked?) "
-                             "unauthenticated=%llu",
+        amity_log_warn_rl(1,
+                          "client: %s refused: key not registered (revoked?) "
+                          "unauthenticated=%llu",
                           amity_msg_type_name(m->type),
                           (unsigned long long)self->stats.n_unauthenticated);
         return s_reply_error(self, rid, rid_len, m->req, "auth: this key is not registered");

@@ -23,26 +23,26 @@ typedef struct notify_core notify_core_t;
 
 /*  Counters (n_subscribers and n_keys are gauges). */
 typedef struct {
-    uint64_t n_batches;    /**< batches of changed sums (= seq) */
-    uint64_t n_changes;    /**< changed keys over all batches */
-    uint64_t n_upd_out;    /**< upd messages queued */
-    uint64_t n_snap_out;   /**< snap chunks queued to clients */
-    uint64_t n_queries;    /**< query requests */
-    uint64_t n_subs;       /**< sub requests */
-    uint64_t n_pings;      /**< pings */
-    uint64_t n_unsubs;     /**< unsubs */
-    uint64_t n_expired;    /**< subscribers forgotten after silence */
-    uint64_t n_refused;    /**< requests answered with error */
-    uint64_t n_bad_client; /**< malformed client messages */
-    uint64_t n_bad_shard;  /**< malformed or unexpected shard messages */
-    uint64_t n_drops;      /**< messages that could not be sent */
-    uint64_t n_unauthenticated; /**< secure mode: requests from a key not (or no longer)
-                                     registered */
-    uint64_t n_denied;     /**< queries and subs outside what the key may read */
-    uint64_t n_revoked;    /**< subscribers forgotten because their key was removed */
+    uint64_t n_batches;            /**< batches of changed sums (= seq) */
+    uint64_t n_changes;            /**< changed keys over all batches */
+    uint64_t n_upd_out;            /**< upd messages queued */
+    uint64_t n_snap_out;           /**< snap chunks queued to clients */
+    uint64_t n_queries;            /**< query requests */
+    uint64_t n_subs;               /**< sub requests */
+    uint64_t n_pings;              /**< pings */
+    uint64_t n_unsubs;             /**< unsubs */
+    uint64_t n_expired;            /**< subscribers forgotten after silence */
+    uint64_t n_refused;            /**< requests answered with error */
+    uint64_t n_bad_client;         /**< malformed client messages */
+    uint64_t n_bad_shard;          /**< malformed or unexpected shard messages */
+    uint64_t n_drops;              /**< messages that could not be sent */
+    uint64_t n_unauthenticated;    /**< secure mode: requests from a key not (or no longer)
+                                        registered */
+    uint64_t n_denied;             /**< queries and subs outside what the key may read */
+    uint64_t n_revoked;            /**< subscribers forgotten because their key was removed */
     uint64_t n_handshake_failures; /**< CURVE handshakes that failed (the daemon counts) */
-    size_t n_subscribers;  /**< live subscribers */
-    size_t n_keys;         /**< keys known */
+    size_t n_subscribers;          /**< live subscribers */
+    size_t n_keys;                 /**< keys known */
 } notify_stats_t;
 
 /*  epoch: this instance's id (random, nonzero). Returns 0 or AMITY_ENOMEM. */

@@ -30,6 +30,19 @@ static const amity_opt_t s_opts[] = {
       "error, warn, info or debug" },
 };
 
+/* --check-config (and every start): endpoints, keys, the loopback rule. */
+static int
+s_check(const void *cfg)
+{
+    char why[512];
+
+    if (notify_config_check(cfg, why, sizeof(why)) != 0) {
+        (void)fprintf(stderr, "amity-notify: %s\n", why);
+        return AMITY_EINVAL;
+    }
+    return 0;
+}
+
 static const amity_config_spec_t s_spec = {
     .program = "amity-notify",
     .section = "notify",
@@ -37,6 +50,7 @@ static const amity_config_spec_t s_spec = {
     .opts = s_opts,
     .n_opts = sizeof(s_opts) / sizeof(s_opts[0]),
     .allow_args = false,
+    .check = s_check,
 };
 
 int

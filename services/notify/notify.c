@@ -41,31 +41,31 @@
 enum { S_ITEM_SIGNAL = 0, S_ITEM_ROUTER, S_ITEM_SHARDS };
 
 struct notify {
-    void *ctx;               /**< borrowed ZeroMQ context */
-    int sfd;                 /**< borrowed signal fd */
-    char *bind;              /**< client endpoint */
-    size_t n_shards;         /**< S */
-    int64_t max_subscribers; /**< for the ready line */
-    char **totals_ep;        /**< [S] shard B+2 */
-    char **snap_ep;          /**< [S] shard B+3 */
-    void *router;            /**< clients */
-    void **subs;             /**< [S] SUB to totals */
-    void **dealers;          /**< [S] DEALER to snapshots */
-    zmq_pollitem_t *items;   /**< signal, router, sub/dealer per shard, then ZAP and monitor */
-    int n_items;             /**< 2 + 2S (+ 2 with keys) */
-    bool secure;             /**< subscribers are their keys */
-    amity_keypair_t own;     /**< our certificate (public_txt "": no keys) */
+    void *ctx;                  /**< borrowed ZeroMQ context */
+    int sfd;                    /**< borrowed signal fd */
+    char *bind;                 /**< client endpoint */
+    size_t n_shards;            /**< S */
+    int64_t max_subscribers;    /**< for the ready line */
+    char **totals_ep;           /**< [S] shard B+2 */
+    char **snap_ep;             /**< [S] shard B+3 */
+    void *router;               /**< clients */
+    void **subs;                /**< [S] SUB to totals */
+    void **dealers;             /**< [S] DEALER to snapshots */
+    zmq_pollitem_t *items;      /**< signal, router, sub/dealer per shard, then ZAP and monitor */
+    int n_items;                /**< 2 + 2S (+ 2 with keys) */
+    bool secure;                /**< subscribers are their keys */
+    amity_keypair_t own;        /**< our certificate (public_txt "": no keys) */
     amity_keypair_t *shard_pub; /**< [S] shards' public keys, or NULL */
-    amity_auth_t *auth;      /**< the ZAP handler (NULL without keys) */
-    void *monitor;           /**< handshake failures on the router (NULL without keys) */
-    int item_zap;            /**< index of the ZAP socket in items, -1 when none */
-    int item_monitor;        /**< index of the monitor in items, -1 when none */
-    uint64_t logged_refused; /**< ZAP refusals at the last line */
-    notify_core_t *core;     /**< the logic */
-    bool stopping;           /**< INT/TERM seen */
-    int64_t next_stats_ms;   /**< next counters line */
-    notify_stats_t logged;   /**< counters at the last line */
-    uint64_t logged_resyncs; /**< shard resyncs at the last line */
+    amity_auth_t *auth;         /**< the ZAP handler (NULL without keys) */
+    void *monitor;              /**< handshake failures on the router (NULL without keys) */
+    int item_zap;               /**< index of the ZAP socket in items, -1 when none */
+    int item_monitor;           /**< index of the monitor in items, -1 when none */
+    uint64_t logged_refused;    /**< ZAP refusals at the last line */
+    notify_core_t *core;        /**< the logic */
+    bool stopping;              /**< INT/TERM seen */
+    int64_t next_stats_ms;      /**< next counters line */
+    notify_stats_t logged;      /**< counters at the last line */
+    uint64_t logged_resyncs;    /**< shard resyncs at the last line */
 };
 
 int
@@ -606,7 +606,8 @@ s_drain_clients(notify_t *self)
             /* the routing id went with the dropped rest: nobody to answer */
             notify_core_stats(self->core)->n_bad_client++;
             amity_log_warn_rl(10, "client: message %s; dropped",
-                              n == AMITY_ETOOBIG ? "with more than 2 frames" : "too big for memory");
+                              n == AMITY_ETOOBIG ? "with more than 2 frames"
+                                                 : "too big for memory");
             continue;
         }
         if (n < 0) {

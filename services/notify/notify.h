@@ -18,13 +18,13 @@
 
 /*  Options (section [notify]). */
 typedef struct {
-    char *bind;              /**< ROUTER endpoint for clients */
-    amity_strlist_t shards;  /**< shard base endpoints, in index order */
-    int64_t max_subscribers; /**< subscribers at once */
-    char *key;               /**< own secret certificate ("" or NULL: no keys) */
-    char *clients_dir;       /**< subscribers' public certificates: secure mode */
+    char *bind;                 /**< ROUTER endpoint for clients */
+    amity_strlist_t shards;     /**< shard base endpoints, in index order */
+    int64_t max_subscribers;    /**< subscribers at once */
+    char *key;                  /**< own secret certificate ("" or NULL: no keys) */
+    char *clients_dir;          /**< subscribers' public certificates: secure mode */
     amity_strlist_t shard_keys; /**< shards' public certificates, in index order */
-    char *log_level;         /**< error|warn|info|debug */
+    char *log_level;            /**< error|warn|info|debug */
 } notify_config_t;
 
 typedef struct notify notify_t;

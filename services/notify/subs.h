@@ -62,8 +62,8 @@ bool notify_prefix_match(const amity_view_t *prefixes, size_t n_prefixes, const 
 
 /*  Sends each subscriber an `upd` {epoch, seq, prev = its last_sent, kv =
  *  its keys among the n changes (under its prefixes, and allowed to its
- *  peer)} when that is non-empty, then sets its last_sent = seq. *n_sent (may be NULL) gets the number queued. Returns 0
- *  or AMITY_ENOMEM. */
+ *  peer)} when that is non-empty, then sets its last_sent = seq. *n_sent (may be NULL) gets the
+ * number queued. Returns 0 or AMITY_ENOMEM. */
 int notify_subs_fanout(notify_subs_t *self, const amity_kv_t *changes, size_t n, uint64_t epoch,
                        uint64_t seq, notify_outbox_t *out, size_t *n_sent);
 

@@ -17,13 +17,13 @@
 #include "validate.h"
 
 typedef struct {
-    amity_strlist_t ingest; /* ingest work endpoints */
-    amity_strlist_t shards; /* shard base endpoints */
-    char *tz;               /* time zone of the date rule */
-    char *key;              /* own secret certificate */
+    amity_strlist_t ingest;      /* ingest work endpoints */
+    amity_strlist_t shards;      /* shard base endpoints */
+    char *tz;                    /* time zone of the date rule */
+    char *key;                   /* own secret certificate */
     amity_strlist_t ingest_keys; /* ingests' public certificates */
     amity_strlist_t shard_keys;  /* shards' public certificates */
-    char *log_level;        /* error|warn|info|debug */
+    char *log_level;             /* error|warn|info|debug */
 } validate_cfg_t;
 
 static const amity_opt_t s_opts[] = {
@@ -43,6 +43,32 @@ static const amity_opt_t s_opts[] = {
       "error, warn, info or debug" },
 };
 
+static void
+s_opts_of(const validate_cfg_t *cfg, validate_opts_t *opts)
+{
+    opts->ingest = &cfg->ingest;
+    opts->shards = &cfg->shards;
+    opts->tz = cfg->tz;
+    opts->key = cfg->key;
+    opts->ingest_keys = &cfg->ingest_keys;
+    opts->shard_keys = &cfg->shard_keys;
+}
+
+/* --check-config (and every start) checks what validate_new checks: the
+ * endpoints, the time zone and the key files (logged naming them). */
+static int
+s_check(const void *p)
+{
+    validate_opts_t opts = { 0 };
+    validate_t *validate = NULL;
+    int rc;
+
+    s_opts_of(p, &opts);
+    rc = validate_new(&validate, &opts);
+    validate_destroy(&validate);
+    return rc;
+}
+
 static const amity_config_spec_t s_spec = {
     .program = "amity-validate",
     .section = "validate",
@@ -50,6 +76,7 @@ static const amity_config_spec_t s_spec = {
     .opts = s_opts,
     .n_opts = sizeof s_opts / sizeof s_opts[0],
     .allow_args = false,
+    .check = s_check,
 };
 
 int
@@ -78,12 +105,7 @@ main(int argc, char **argv)
                       cfg.log_level);
         goto out;
     }
-    opts.ingest = &cfg.ingest;
-    opts.shards = &cfg.shards;
-    opts.tz = cfg.tz;
-    opts.key = cfg.key;
-    opts.ingest_keys = &cfg.ingest_keys;
-    opts.shard_keys = &cfg.shard_keys;
+    s_opts_of(&cfg, &opts);
     rc = validate_new(&validate, &opts);
     if (rc != 0) {
         code = rc == AMITY_EINVAL ? AMITY_EXIT_CONFIG : AMITY_EXIT_RUNTIME;

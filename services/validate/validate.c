@@ -577,8 +577,8 @@ s_check_record(validate_t *self, const amity_item_t *in)
         if (s_why_field(why) == VALIDATE_WHY_OFFICE) {
             /* the sender is the authenticated office: a record naming
              * another one is an attempt the operator should see */
-            amity_log_warn_rl(1, "cross-office record rejected sender=%s why=\"%s\"",
-                              self->office, why);
+            amity_log_warn_rl(1, "cross-office record rejected sender=%s why=\"%s\"", self->office,
+                              why);
         }
     }
     sh->n_pend++;

@@ -39,10 +39,10 @@ typedef struct validate_t validate_t;
 
 /*  Options (borrowed by validate_new for the object's lifetime). */
 typedef struct {
-    const amity_strlist_t *ingest; /**< ingest work endpoints to pull from */
-    const amity_strlist_t *shards; /**< shard base endpoints, in shard order */
-    const char *tz;                /**< IANA zone for the date rule's "tomorrow" */
-    const char *key;               /**< own secret certificate (NULL/"": no keys) */
+    const amity_strlist_t *ingest;      /**< ingest work endpoints to pull from */
+    const amity_strlist_t *shards;      /**< shard base endpoints, in shard order */
+    const char *tz;                     /**< IANA zone for the date rule's "tomorrow" */
+    const char *key;                    /**< own secret certificate (NULL/"": no keys) */
     const amity_strlist_t *ingest_keys; /**< ingests' public certificates, in the order of
                                              ingest (NULL/empty: work in clear) */
     const amity_strlist_t *shard_keys;  /**< shards' public certificates, in shard order

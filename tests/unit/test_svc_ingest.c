@@ -431,15 +431,14 @@ test_ingest_drops_bad_verdicts(void **state)
     amity_buf_clear(&body);
 }
 
-
 /* ------------------------------------------------------------------ */
 /* secure mode: offices are their keys                                  */
 
 typedef struct {
-    char dir[64];               /* key files */
-    char key[128];              /* ingest's secret certificate */
-    char pub[128];              /* its public part only */
-    char clients[128];          /* an (empty) certificate directory */
+    char dir[64];      /* key files */
+    char key[128];     /* ingest's secret certificate */
+    char pub[128];     /* its public part only */
+    char clients[128]; /* an (empty) certificate directory */
     amity_strlist_t shards;
     char *shard_items[1];
     ingest_t *ingest;
@@ -538,8 +537,7 @@ s_as(secure_t *sx, const amity_peer_t *peer, const void *conn, size_t conn_len,
         return;
     }
     amity_msg_init(&m);
-    assert_int_equal(amity_msg_decode(sx->out.work.data, sx->out.work.len, &m, why, sizeof why),
-                     0);
+    assert_int_equal(amity_msg_decode(sx->out.work.data, sx->out.work.len, &m, why, sizeof why), 0);
     assert_true(amity_view_copy(m.office, office, office_len));
     assert_int_equal(m.conn.len, conn_len);
     assert_memory_equal(m.conn.ptr, conn, conn_len);

@@ -842,7 +842,6 @@ test_notify_core_max_subscribers(void **state)
     s_cfx_forget(f);
 }
 
-
 /* ---- secure mode: keys and their prefixes ------------------------------ */
 
 static const amity_peer_t *
@@ -1002,8 +1001,8 @@ test_notify_auth_may_read(void **state)
     amity_peer_t star = { .name = "secretariat", .prefixes = "*" };
     const char *yes_dash[] = { "", "2020", "2020/", "2020/al", "2020/all/k", "2021-H1/x" };
     const char *no_dash[] = { "2021/", "2020/hoi", "2019", "2021-H2/" };
-    const char *yes_hvm[] = { "", "2020", "2020/", "2020/hoi", "2020/hoi-viet-my/", "2020/all/k",
-                              "2020/a" };
+    const char *yes_hvm[] = { "",           "2020",  "2020/", "2020/hoi", "2020/hoi-viet-my/",
+                              "2020/all/k", "2020/a" };
     const char *no_hvm[] = { "2020/hoi-viet-nhat/", "2020/hoi-viet-my2/", "2020/x" };
     size_t i;
 
@@ -1143,7 +1142,8 @@ test_notify_subs_churn(void **state)
     for (i = 0; i < 5000; i++) {
         int n = snprintf(rid, sizeof(rid), "id-%zu", i);
 
-        assert_int_equal(notify_subs_put(subs, (const uint8_t *)rid, (size_t)n, all, 1, NULL, 7, T0), 0);
+        assert_int_equal(
+            notify_subs_put(subs, (const uint8_t *)rid, (size_t)n, all, 1, NULL, 7, T0), 0);
         assert_int_equal(notify_subs_remove(subs, (const uint8_t *)rid, (size_t)n), 0);
         assert_int_equal(notify_subs_remove(subs, (const uint8_t *)rid, (size_t)n),
                          AMITY_ENOTFOUND);

@@ -486,7 +486,6 @@ test_validate_bad_work_dropped(void **state)
     amity_buf_clear(&body);
 }
 
-
 /*  CURVE options: lists match their endpoints, and need our own key. */
 static void
 test_validate_key_options(void **state)

@@ -33,14 +33,14 @@
 /*  Options; fill with amity_client_opts_init, then change what you need.
  *  Strings are borrowed for the duration of the _new call (copied). */
 typedef struct {
-    const char *ingest;  /**< ingest endpoint (NULL: AMITY_CLIENT_INGEST_DEFAULT) */
-    const char *notify;  /**< notify endpoint (NULL: AMITY_CLIENT_NOTIFY_DEFAULT) */
-    const char *office;  /**< development mode: office to submit as (NULL/"": none) */
-    size_t window;       /**< records in flight at most (0: default 4096) */
-    size_t batch;        /**< records per submit message at most (0: default 256) */
-    int timeout_ms;      /**< resend a record without a verdict after this (0: 3000) */
-    int64_t deadline_ms; /**< give up when records are in flight and nothing at all has
-                              been heard from ingest for this long (0: 120000) */
+    const char *ingest;     /**< ingest endpoint (NULL: AMITY_CLIENT_INGEST_DEFAULT) */
+    const char *notify;     /**< notify endpoint (NULL: AMITY_CLIENT_NOTIFY_DEFAULT) */
+    const char *office;     /**< development mode: office to submit as (NULL/"": none) */
+    size_t window;          /**< records in flight at most (0: default 4096) */
+    size_t batch;           /**< records per submit message at most (0: default 256) */
+    int timeout_ms;         /**< resend a record without a verdict after this (0: 3000) */
+    int64_t deadline_ms;    /**< give up when records are in flight and nothing at all has
+                                 been heard from ingest for this long (0: 120000) */
     const char *key;        /**< secure mode: our secret certificate file (NAME_secret from
                                  amity-keygen; NULL/"": development mode, no keys) */
     const char *server_key; /**< secure mode: the server's public certificate file (ingest's
