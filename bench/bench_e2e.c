@@ -120,7 +120,8 @@ s_client_opts(const s_cfg_t *cfg, amity_client_opts_t *o, const char *office)
     o->window = (size_t)cfg->window;
     o->batch = (size_t)cfg->batch;
     o->timeout_ms = (int)cfg->timeout_ms;
-    o->deadline_ms = 30000;
+    /* give up only well after a resend had its chance */
+    o->deadline_ms = (int64_t)cfg->timeout_ms * 2 + 10000;
 }
 
 /*  Submits record serial (its canonical bytes, as fields) under tag serial. */

@@ -162,7 +162,8 @@ def main():
                         p99 is not None and p99 <= 5 and a.get("done") == a.get("records")))
 
     # (3) RSS
-    rss = [x for x in rows if x.get("fig") == "rss"]
+    rss = [x for x in rows if x.get("fig") == "rss" and "daemon" in x]
+    rss_run = find(rows, fig="rss", sys="amity", bench="e2e")
     if rss:
         n = rss[0].get("records", "?")
         chain_rss = max((num(x, "chain_peak_rss_kib") or 0) for x in rows
@@ -185,6 +186,10 @@ def main():
         table(["process", "VmHWM", "peak anon", "/ ZMQ hop", "/ redis-server"], t)
         print(f"    references: ZMQ chain process peak {fmt((chain_rss or 0) / 1024)} MiB, "
               f"redis-server peak {fmt((redis_rss or 0) / 1024)} MiB")
+        if rss_run is not None:
+            print(f"    the run: {rss_run.get('done')}/{rss_run.get('records')} verdicts at "
+                  f"{fmt(num(rss_run, 'rps'))} records/s (1 validator x 1 shard, the store "
+                  f"growing from empty to {rss_run.get('records')} records)")
         print()
         targets.append(("every daemon <= 50 MiB RSS through 1M records (VmHWM)",
                         f"worst {fmt(worst)} MiB", worst <= 50 and n == "1000000"))

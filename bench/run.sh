@@ -211,11 +211,11 @@ TAP="tcp://127.0.0.1:$((STACK_PORT + 12))"
 
 # ---------------------------------------------------------------- sizes
 if [ "$MODE" = smoke ]; then
-    N_CHAIN=20000; N_LMDB=4000; N_REDIS=3000; N_REDIS_RATE=2000
+    N_CHAIN=20000; N_LMDB=4000; N_REDIS_RATE=2000
     N_BIG=10000; N_CFG=4000; N_RATE=5000; RATE=5000
     CONFIGS="1x1 2x2"; BATCHES=""; GROWTH_SIZES="2000"; N_GROWTH=1000; WARMUP=200
 else
-    N_CHAIN=1000000; N_LMDB=100000; N_REDIS=100000; N_REDIS_RATE=100000
+    N_CHAIN=1000000; N_LMDB=100000; N_REDIS_RATE=100000
     N_BIG=1000000; N_CFG=200000; N_RATE=100000; RATE=10000
     CONFIGS="1x1 1x2 2x1 2x2"; BATCHES="256 1024 16384"; GROWTH_SIZES="100000 1000000 10000000"
     N_GROWTH=40000; WARMUP=1000
@@ -239,7 +239,7 @@ run "fig=latency sys=chain v=1 s=1" 60 "$BIN_DIR/amity-bench_zmq_chain" \
 
 # ---------------------------------------------------------------- the limit: LMDB
 run "fig=throughput sys=lmdb batch=$BATCH" 120 "$BIN_DIR/amity-bench_lmdb" \
-    --records "$N_LMDB" --batch "$BATCH" --dir "$TMP/lmdb-$BATCH"
+    --records "$N_CFG" --batch "$BATCH" --dir "$TMP/lmdb-$BATCH"
 rm -rf "$TMP/lmdb-$BATCH"
 for keys in finest none; do
     run "fig=design sys=lmdb keys=$keys batch=$BATCH" 120 "$BIN_DIR/amity-bench_lmdb" \
@@ -264,38 +264,42 @@ if [ "$REDIS" = 1 ]; then
         sleep 0.1
     done
     run "fig=throughput sys=redis" 120 "$BIN_DIR/amity-bench_redis" --port "$REDIS_PORT" \
-        --records "$N_REDIS"
+        --records "$N_CFG"
     run "fig=latency sys=redis" 60 "$BIN_DIR/amity-bench_redis" --port "$REDIS_PORT" \
-        --records "$N_REDIS_RATE" --rate "$RATE" --first "$N_REDIS"
+        --records "$N_REDIS_RATE" --rate "$RATE" --first "$N_CFG"
     stop_pid "$REDIS_PID" 5
     REDIS_PID=""
     rm -rf "$TMP/redis"
 fi
 
 # ---------------------------------------------------------------- amity
-# (1) + (3): every configuration; 1x1 carries N_BIG records (1M) and the RSS figure
+# (1): every configuration, on the same records as the LMDB ceiling
 for cfg in $CONFIGS; do
     v=${cfg%x*}; s=${cfg#*x}
-    n=$N_CFG
-    [ "$cfg" = 1x1 ] && n=$N_BIG
     if [ "$(left)" -lt 20 ]; then
         echo "SKIPPED fig=throughput sys=amity v=$v s=$s" >>"$RES"
         continue
     fi
     rm -rf "$TMP/state"
     start_stack "$v" "$s" "$BATCH" "$TMP/state" || { FAILED=1; continue; }
-    if [ "$cfg" = 1x1 ]; then
-        WATCH_DAEMONS=1 run "fig=throughput sys=amity v=$v s=$s" 300 "${E2E[@]}" --records "$n"
-        echo "fig=rss sys=amity records=$n daemon=client vmhwm_kib=$(grep -o \
-            'client_rss_kib=[0-9]*' "$TMP/bench.out" | cut -d= -f2)" >>"$RES"
-        record_rss "fig=rss sys=amity records=$n"
-        stop_pid "$SAMPLER_PID" 1
-        SAMPLER_PID=""
-    else
-        run "fig=throughput sys=amity v=$v s=$s" 120 "${E2E[@]}" --records "$n"
-    fi
+    run "fig=throughput sys=amity v=$v s=$s" 120 "${E2E[@]}" --records "$N_CFG"
     stop_stack
 done
+
+# (3): peak RSS of each daemon and of the client through N_BIG (1M) records
+rm -rf "$TMP/state"
+if [ "$(left)" -gt 60 ] && start_stack 1 1 "$BATCH" "$TMP/state"; then
+    WATCH_DAEMONS=1 run "fig=rss sys=amity v=1 s=1 records=$N_BIG" 240 "${E2E[@]}" \
+        --records "$N_BIG"
+    echo "fig=rss sys=amity records=$N_BIG daemon=client vmhwm_kib=$(grep -o \
+        'client_rss_kib=[0-9]*' "$TMP/bench.out" | cut -d= -f2)" >>"$RES"
+    record_rss "fig=rss sys=amity records=$N_BIG"
+    stop_pid "$SAMPLER_PID" 1
+    SAMPLER_PID=""
+    stop_stack
+else
+    echo "SKIPPED fig=rss sys=amity" >>"$RES"
+fi
 
 # (2): latency at the fixed offered rate, with commit -> subscriber
 rm -rf "$TMP/state"

@@ -10,6 +10,21 @@
 static amity_config_spec_t s_spec;
 static amity_opt_t s_opts[S_N_OPTS];
 
+/*  The key options, checked with the others (so before --check-config says
+ *  OK): a missing or unreadable key file, or --key without --server-key, is
+ *  a usage error (exit 2), not a failure once the program runs. */
+static int
+s_check(const void *p)
+{
+    const amity_cli_cfg_t *cfg = p;
+    amity_client_opts_t opts;
+
+    amity_client_opts_init(&opts);
+    opts.key = cfg->key;
+    opts.server_key = cfg->server_key;
+    return amity_client_opts_check(&opts);
+}
+
 static void
 s_build(const char *program, const char *summary, const char *timeout_default)
 {
@@ -47,6 +62,7 @@ s_build(const char *program, const char *summary, const char *timeout_default)
     s_spec.opts = s_opts;
     s_spec.n_opts = S_N_OPTS;
     s_spec.allow_args = true;
+    s_spec.check = s_check;
 }
 
 amity_config_result_t

@@ -717,25 +717,56 @@ amity_client_submit(amity_client_t *self, const amity_fields_t *rec, uint64_t ta
     return 0;
 }
 
+/*  Settles a record the client refused before sending it: its verdict,
+ *  REJECTED and local, goes to the callback at once (no slot was taken). */
+static void
+s_reject_local(amity_client_t *self, uint64_t tag, const char *id, const char *why)
+{
+    amity_verdict_info_t v;
+
+    self->stats.rejected++;
+    if (self->cb != NULL) {
+        memset(&v, 0, sizeof(v));
+        v.tag = tag;
+        v.status = AMITY_STATUS_REJECTED;
+        v.why = why;
+        v.id = id;
+        v.local = true;
+        self->cb(self->cb_arg, &v);
+    }
+}
+
 int
 amity_client_submit_json(amity_client_t *self, const char *json_line, size_t len, uint64_t tag,
                          char *why, size_t why_len)
 {
+    char reason[AMITY_WHY_MAX];
+    char id[S_ID_SHOWN_MAX + 1];
     amity_json_doc_t *doc = NULL;
     int rc;
 
     AMITY_ASSERT(self != NULL);
-    rc = amity_json_doc_parse(&doc, json_line, len, why, why_len);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = amity_client_submit(self, amity_json_doc_fields(doc), tag);
-    if (rc == AMITY_EINVAL && why != NULL && why_len > 0) {
-        snprintf(why, why_len, "record: larger than %d bytes once encoded, or not encodable",
-                 AMITY_CLIENT_REC_MAX);
+    reason[0] = '\0';
+    rc = amity_json_doc_parse(&doc, json_line, len, reason, sizeof(reason));
+    if (rc == 0) {
+        rc = amity_client_submit(self, amity_json_doc_fields(doc), tag);
+        if (rc == AMITY_EINVAL) {
+            snprintf(reason, sizeof(reason),
+                     "record: larger than %d bytes once encoded, or not encodable",
+                     AMITY_CLIENT_REC_MAX);
+        }
     }
     amity_json_doc_destroy(&doc);
-    return rc;
+    if (rc != AMITY_EINVAL) {
+        return rc;
+    }
+    /* no record: rejected here, reported like any verdict, with the id the
+     * line has (it parsed, but, say, a field holds a nested object) */
+    if (why != NULL && why_len > 0) {
+        snprintf(why, why_len, "%s", reason);
+    }
+    s_reject_local(self, tag, amity_json_id(json_line, len, id, sizeof(id)), reason);
+    return 0;
 }
 
 int

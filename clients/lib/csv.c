@@ -27,30 +27,30 @@ typedef enum {
 } s_cell_type_t;
 
 struct amity_csv {
-    FILE *fp;                      /* input (borrowed) */
-    struct csv_parser parser;      /* libcsv state */
-    bool parser_live;              /* parser initialised (csv_init without csv_free) */
-    uint64_t line;                 /* physical lines read so far */
-    uint64_t bytes;                /* bytes read so far */
-    bool header_done;              /* the header row was read */
-    bool ended;                    /* no more rows: end of input, or an unusable header */
-    bool in_row;                   /* a row has begun and not yet ended */
-    uint64_t row_line;             /* the line the current row began on */
-    bool row_done;                 /* libcsv ended the row (its cb2) */
-    amity_buf_t line_buf;          /* the current physical line */
-    amity_buf_t raw;               /* the current row's text */
-    amity_buf_t header_raw;        /* the header row's text */
-    amity_buf_t names;             /* header names, back to back */
-    size_t name_off[S_COLS_MAX];   /* each name's offset in names */
-    size_t name_len[S_COLS_MAX];   /* each name's length */
+    FILE *fp;                        /* input (borrowed) */
+    struct csv_parser parser;        /* libcsv state */
+    bool parser_live;                /* parser initialised (csv_init without csv_free) */
+    uint64_t line;                   /* physical lines read so far */
+    uint64_t bytes;                  /* bytes read so far */
+    bool header_done;                /* the header row was read */
+    bool ended;                      /* no more rows: end of input, or an unusable header */
+    bool in_row;                     /* a row has begun and not yet ended */
+    uint64_t row_line;               /* the line the current row began on */
+    bool row_done;                   /* libcsv ended the row (its cb2) */
+    amity_buf_t line_buf;            /* the current physical line */
+    amity_buf_t raw;                 /* the current row's text */
+    amity_buf_t header_raw;          /* the header row's text */
+    amity_buf_t names;               /* header names, back to back */
+    size_t name_off[S_COLS_MAX];     /* each name's offset in names */
+    size_t name_len[S_COLS_MAX];     /* each name's length */
     s_cell_type_t types[S_COLS_MAX]; /* each column's cell type */
-    size_t n_cols;                 /* columns in the header */
-    amity_buf_t cells;             /* the current row's cells, back to back */
-    size_t cell_off[S_COLS_MAX];   /* each cell's offset in cells */
-    size_t cell_len[S_COLS_MAX];   /* each cell's length */
-    size_t n_cells;                /* cells in the current row (may exceed S_COLS_MAX) */
-    bool nomem;                    /* a callback could not allocate */
-    amity_fields_t fields;         /* the last record's fields */
+    size_t n_cols;                   /* columns in the header */
+    amity_buf_t cells;               /* the current row's cells, back to back */
+    size_t cell_off[S_COLS_MAX];     /* each cell's offset in cells */
+    size_t cell_len[S_COLS_MAX];     /* each cell's length */
+    size_t n_cells;                  /* cells in the current row (may exceed S_COLS_MAX) */
+    bool nomem;                      /* a callback could not allocate */
+    amity_fields_t fields;           /* the last record's fields */
 };
 
 static void s_why(amity_csv_row_t *row, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -249,7 +249,7 @@ s_blank_text(const uint8_t *p, size_t len)
 static s_cell_type_t
 s_column_type(const char *name, size_t len)
 {
-    static const char *const uints[] = { "rev",      "delegations", "people", "activities",
+    static const char *const uints[] = { "rev",      "delegations", "people",   "activities",
                                          "projects", "awards",      "partners", "orgs" };
 
     for (size_t i = 0; i < sizeof(uints) / sizeof(uints[0]); i++) {
@@ -270,7 +270,7 @@ s_shown(char *dst, size_t dst_len, const uint8_t *p, size_t len)
     size_t n = 0;
 
     for (size_t i = 0; i < len && i < 64 && n + 1 < dst_len; i++) {
-        dst[n++] = (p[i] < 0x20 || p[i] == 0x7f) ? '?' : (char)p[i];
+        dst[n++] = (char)((p[i] < 0x20 || p[i] == 0x7f) ? '?' : p[i]);
     }
     dst[n] = '\0';
 }
@@ -516,8 +516,8 @@ amity_csv_next(amity_csv_t *self, amity_csv_row_t *row)
         if (amity_buf_append(&self->raw, self->line_buf.data, self->line_buf.len) != 0) {
             return AMITY_ENOMEM;
         }
-        n = csv_parse(&self->parser, self->line_buf.data, self->line_buf.len, s_on_cell,
-                             s_on_row, self);
+        n = csv_parse(&self->parser, self->line_buf.data, self->line_buf.len, s_on_cell, s_on_row,
+                      self);
         if (n < self->line_buf.len) {
             int err = csv_error(&self->parser);
             row->line = self->row_line;

@@ -187,6 +187,34 @@ amity_json_doc_destroy(amity_json_doc_t **self_p)
     *self_p = NULL;
 }
 
+const char *
+amity_json_id(const char *json, size_t len, char *buf, size_t buf_len)
+{
+    json_t *root;
+    json_t *id;
+    size_t n = 0;
+
+    AMITY_ASSERT(buf != NULL && buf_len >= 2);
+    root = json != NULL ? json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL)
+                        : NULL;
+    id = json_is_object(root) ? json_object_get(root, "id") : NULL;
+    if (json_is_string(id)) {
+        const char *s = json_string_value(id);
+        size_t s_len = json_string_length(id);
+
+        for (n = 0; n < s_len && n + 1 < buf_len && n < AMITY_ID_MAX; n++) {
+            unsigned char c = (unsigned char)s[n];
+            buf[n] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        }
+    }
+    if (n == 0) {
+        buf[n++] = '-';
+    }
+    buf[n] = '\0';
+    json_decref(root);
+    return buf;
+}
+
 int
 amity_json_record(const char *json, size_t len, amity_buf_t *out, char *why, size_t why_len)
 {

@@ -24,31 +24,31 @@
 #include "amity/spool.h"
 #include "amity/store.h"
 
-#define S_FORMAT         1      /* meta "format": the layout described in spool.h */
-#define S_DB_PENDING     0      /* store database indexes */
-#define S_DB_REJECTED    1
-#define S_DB_META        2
-#define S_CHUNK          512    /* pending records read per read transaction */
-#define S_SETTLE_MAX     2048   /* verdicts recorded per transaction at most */
-#define S_SETTLE_MS      100    /* record verdicts at least this often */
-#define S_TICK_MS        100    /* progress callback period */
-#define S_POLL_MS        100    /* client poll slice */
-#define S_WHY_COPY_MAX   1024   /* bytes of a server's reason kept */
+#define S_FORMAT       1 /* meta "format": the layout described in spool.h */
+#define S_DB_PENDING   0 /* store database indexes */
+#define S_DB_REJECTED  1
+#define S_DB_META      2
+#define S_CHUNK        512  /* pending records read per read transaction */
+#define S_SETTLE_MAX   2048 /* verdicts recorded per transaction at most */
+#define S_SETTLE_MS    100  /* record verdicts at least this often */
+#define S_TICK_MS      100  /* progress callback period */
+#define S_POLL_MS      100  /* client poll slice */
+#define S_WHY_COPY_MAX 1024 /* bytes of a server's reason kept */
 
 struct amity_spool {
-    amity_store_t *store;                     /* the LMDB environment */
-    char *dir;                                /* its directory */
-    amity_client_t *volatile client;          /* the drain's client, for interrupts */
-    volatile sig_atomic_t interrupted;        /* amity_spool_interrupt was called */
+    amity_store_t *store;              /* the LMDB environment */
+    char *dir;                         /* its directory */
+    amity_client_t *volatile client;   /* the drain's client, for interrupts */
+    volatile sig_atomic_t interrupted; /* amity_spool_interrupt was called */
 };
 
 struct amity_spool_batch {
-    amity_buf_t data;   /* encoded entries, back to back */
-    size_t *off;        /* each entry's offset in data */
-    size_t *len;        /* each entry's length */
-    size_t n;           /* entries */
-    size_t cap;         /* room in off and len */
-    amity_buf_t rec;    /* scratch: a record being encoded */
+    amity_buf_t data; /* encoded entries, back to back */
+    size_t *off;      /* each entry's offset in data */
+    size_t *len;      /* each entry's length */
+    size_t n;         /* entries */
+    size_t cap;       /* room in off and len */
+    amity_buf_t rec;  /* scratch: a record being encoded */
 };
 
 /*  ------------------------------------------------------------------
@@ -155,7 +155,7 @@ s_copy_text(char *buf, size_t buf_len, const char *p, size_t len)
 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        buf[i] = (char)((c < 0x20 || c == 0x7f) ? '?' : c);
     }
     buf[n] = '\0';
 }
@@ -181,11 +181,11 @@ s_record_id(const uint8_t *rec, size_t len, char *id, size_t id_len)
 /*  A stored entry read back: e's pointers are views into the value (or
  *  into the buffers here, for the NUL-terminated strings). */
 typedef struct {
-    amity_fields_t fields;               /* the entry's map */
-    amity_spool_entry_t e;               /* what callbacks get */
+    amity_fields_t fields;                   /* the entry's map */
+    amity_spool_entry_t e;                   /* what callbacks get */
     char source[AMITY_SPOOL_SOURCE_MAX + 1]; /* e.source */
-    char id[AMITY_ID_MAX + 1];           /* e.id */
-    char why[S_WHY_COPY_MAX];            /* e.why */
+    char id[AMITY_ID_MAX + 1];               /* e.id */
+    char why[S_WHY_COPY_MAX];                /* e.why */
 } s_entry_t;
 
 static int
@@ -575,7 +575,7 @@ amity_spool_put(amity_spool_t *self, const amity_fields_t *rec, const char *sour
  */
 
 typedef struct {
-    amity_buf_t scratch;     /* meta reads */
+    amity_buf_t scratch; /* meta reads */
     amity_spool_status_t *st;
 } s_status_ctx_t;
 
@@ -725,9 +725,9 @@ amity_spool_rejected(amity_spool_t *self, amity_spool_entry_fn cb, void *arg)
 }
 
 typedef struct {
-    uint64_t upto;      /* remove keys <= this */
-    uint64_t n;         /* removed */
-    amity_buf_t keys;   /* keys to remove, 8 bytes each */
+    uint64_t upto;    /* remove keys <= this */
+    uint64_t n;       /* removed */
+    amity_buf_t keys; /* keys to remove, 8 bytes each */
 } s_clear_ctx_t;
 
 static int
@@ -946,29 +946,29 @@ out:
  */
 
 typedef struct {
-    uint64_t seq;   /* the record */
-    size_t off;     /* its bytes in s_drain_t.chunk_data */
+    uint64_t seq; /* the record */
+    size_t off;   /* its bytes in s_drain_t.chunk_data */
     size_t len;
 } s_chunk_rec_t;
 
 typedef struct {
-    amity_spool_t *spool;               /* the spool */
-    const amity_spool_drain_cb_t *cb;   /* the caller's callbacks (may be NULL) */
-    amity_spool_drain_stats_t *st;      /* stats (never NULL here) */
-    amity_client_t *client;             /* the client */
-    size_t window;                      /* its window */
+    amity_spool_t *spool;             /* the spool */
+    const amity_spool_drain_cb_t *cb; /* the caller's callbacks (may be NULL) */
+    amity_spool_drain_stats_t *st;    /* stats (never NULL here) */
+    amity_client_t *client;           /* the client */
+    size_t window;                    /* its window */
 
-    amity_spool_outcome_t *outs;        /* verdicts not yet recorded */
-    size_t n_outs;                      /* entries in outs */
-    size_t cap_outs;                    /* room in outs */
-    int64_t first_out_ms;               /* when the oldest of them arrived */
-    int64_t last_tick_ms;               /* last on_tick call */
-    bool refused;                       /* ingest refused a message: stop */
-    int nomem;                          /* a callback could not allocate */
+    amity_spool_outcome_t *outs; /* verdicts not yet recorded */
+    size_t n_outs;               /* entries in outs */
+    size_t cap_outs;             /* room in outs */
+    int64_t first_out_ms;        /* when the oldest of them arrived */
+    int64_t last_tick_ms;        /* last on_tick call */
+    bool refused;                /* ingest refused a message: stop */
+    int nomem;                   /* a callback could not allocate */
 
-    s_chunk_rec_t recs[S_CHUNK];        /* the chunk being sent */
-    size_t n_recs;                      /* records in it */
-    amity_buf_t chunk_data;             /* their bytes */
+    s_chunk_rec_t recs[S_CHUNK]; /* the chunk being sent */
+    size_t n_recs;               /* records in it */
+    amity_buf_t chunk_data;      /* their bytes */
 } s_drain_t;
 
 /* libamity: a verdict (or an ingest error) for one record. */
@@ -1261,7 +1261,6 @@ amity_spool_drain(amity_spool_t *self, const amity_client_opts_t *opts,
         stats = &own;
     }
     memset(stats, 0, sizeof(*stats));
-    self->interrupted = 0;
     rc = s_lock(self, &lock_fd);
     if (rc == AMITY_EAGAIN) {
         stats->busy = true;
@@ -1312,6 +1311,9 @@ amity_spool_drain(amity_spool_t *self, const amity_client_opts_t *opts,
     }
     if (rc == AMITY_ETERM && !self->interrupted) {
         rc = AMITY_EIO; /* the client's context ended under us */
+    }
+    if (rc == AMITY_ETERM) {
+        self->interrupted = 0; /* consumed: a later drain runs */
     }
 
 out:

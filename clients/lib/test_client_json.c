@@ -349,6 +349,32 @@ test_client_json_totals_object(void **state)
     amity_buf_clear(&out);
 }
 
+/*  The id for reports, also of lines that are no record. */
+static void
+test_client_json_id(void **state)
+{
+    const char *nested = "{\"id\":\"obj-note\",\"note\":{\"vi\":\"H\u00e0 N\u1ed9i\"}}";
+    char long_id[300];
+    char json[400];
+    char buf[AMITY_ID_MAX + 1];
+    char small[4];
+
+    (void)state;
+    assert_string_equal(amity_json_id(nested, strlen(nested), buf, sizeof(buf)), "obj-note");
+    assert_string_equal(amity_json_id("{\"id\":\"a\\u0001b\"}", 17, buf, sizeof(buf)), "a?b");
+    assert_string_equal(amity_json_id("{\"id\":\"abcdef\"}", 15, small, sizeof(small)), "abc");
+    assert_string_equal(amity_json_id("{\"id\":7}", 8, buf, sizeof(buf)), "-");
+    assert_string_equal(amity_json_id("{\"id\":\"\"}", 9, buf, sizeof(buf)), "-");
+    assert_string_equal(amity_json_id("{\"kind\":\"x\"}", 12, buf, sizeof(buf)), "-");
+    assert_string_equal(amity_json_id("{\"id\"", 5, buf, sizeof(buf)), "-");
+    assert_string_equal(amity_json_id("[\"id\"]", 6, buf, sizeof(buf)), "-");
+    assert_string_equal(amity_json_id(NULL, 0, buf, sizeof(buf)), "-");
+    memset(long_id, 'x', 200);
+    long_id[200] = '\0';
+    snprintf(json, sizeof(json), "{\"id\":\"%s\"}", long_id);
+    assert_int_equal(strlen(amity_json_id(json, strlen(json), buf, sizeof(buf))), AMITY_ID_MAX);
+}
+
 int
 main(void)
 {
@@ -367,6 +393,7 @@ main(void)
         cmocka_unit_test(test_client_json_too_many_fields),
         cmocka_unit_test(test_client_json_total_format),
         cmocka_unit_test(test_client_json_totals_object),
+        cmocka_unit_test(test_client_json_id),
     };
     return cmocka_run_group_tests_name("client_json", tests, NULL, NULL);
 }

@@ -357,14 +357,18 @@ test_client_loop_unreachable_gives_up(void **state)
 static void
 test_client_loop_rejects_unencodable(void **state)
 {
+    static const char nested[] = "{\"id\":\"obj-note\",\"kind\":\"activity\",\"note\":{\"vi\":1}}";
+    amity_client_stats_t st;
     amity_client_t *c = NULL;
+    s_verdicts_t vs;
     amity_fields_t f;
     char why[256];
     char *pad;
     char *json;
 
     (void)state;
-    assert_int_equal(amity_client_new(&c, NULL, NULL, NULL), 0);
+    memset(&vs, 0, sizeof(vs));
+    assert_int_equal(amity_client_new(&c, NULL, s_on_verdict, &vs), 0);
     memset(&f, 0, sizeof(f));
     f.n_fields = 1;
     f.fields[0].name = "x-a";
@@ -377,11 +381,31 @@ test_client_loop_rejects_unencodable(void **state)
     memset(pad, 'a', AMITY_CLIENT_REC_MAX);
     pad[AMITY_CLIENT_REC_MAX] = '\0';
     snprintf(json, AMITY_CLIENT_REC_MAX + 64, "{\"id\":\"big\",\"x-pad\":\"%s\"}", pad);
-    assert_int_equal(amity_client_submit_json(c, json, strlen(json), 2, why, sizeof(why)),
-                     AMITY_EINVAL);
+    /* a JSON line that is no record is rejected by the client: one local
+     * verdict at once, with the line's id when it has one */
+    assert_int_equal(amity_client_submit_json(c, json, strlen(json), 2, why, sizeof(why)), 0);
     assert_non_null(strstr(why, "record:"));
-    assert_int_equal(amity_client_submit_json(c, "{\"id\"", 5, 3, why, sizeof(why)), AMITY_EINVAL);
+    assert_int_equal(vs.seen[2], 1);
+    assert_int_equal(vs.status[2], AMITY_STATUS_REJECTED);
+    assert_true(vs.local[2]);
+    assert_string_equal(vs.id[2], "big");
+    assert_non_null(strstr(vs.why[2], "record:"));
+    assert_int_equal(amity_client_submit_json(c, "{\"id\"", 5, 3, why, sizeof(why)), 0);
     assert_true(strncmp(why, "json: ", 6) == 0);
+    assert_int_equal(vs.seen[3], 1);
+    assert_int_equal(vs.status[3], AMITY_STATUS_REJECTED);
+    assert_string_equal(vs.id[3], "-");
+    assert_true(strncmp(vs.why[3], "json: ", 6) == 0);
+    assert_int_equal(amity_client_submit_json(c, nested, strlen(nested), 4, NULL, 0), 0);
+    assert_int_equal(vs.seen[4], 1);
+    assert_int_equal(vs.status[4], AMITY_STATUS_REJECTED);
+    assert_string_equal(vs.id[4], "obj-note");
+    assert_string_equal(vs.why[4], "note: nested arrays and objects are allowed only in x- fields");
+    amity_client_stats(c, &st);
+    assert_int_equal(st.rejected, 3);
+    assert_int_equal(st.submitted, 0);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(vs.total, 3);
     free(pad);
     free(json);
     amity_client_destroy(&c);

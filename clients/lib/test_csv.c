@@ -230,17 +230,17 @@ test_csv_malformed_rows_keep_line_numbers(void **state)
     amity_csv_row_t row;
 
     (void)state;
-    s_open(&in, "id,kind,activities\n"                 /* 1 */
-                "m-1,activity,1\n"                     /* 2 */
-                "m-2,activity\n"                       /* 3: too few */
-                "m-3,activity,3,extra\n"               /* 4: too many */
-                "m-4,act\"ivity,4\n"                   /* 5: stray quote */
-                "m-5,\"activity\"x,5\n"                /* 6: text after a closing quote */
-                "m-6,activity,6\n"                     /* 7 */
-                ",,\n"                                 /* 8: blank row */
-                "   \n"                                /* 9: blank */
-                "m-7,\"activity\n"                     /* 10: a quote never closed */
-                "m-8,activity,8\n");                   /* 11: swallowed by it */
+    s_open(&in, "id,kind,activities\n"   /* 1 */
+                "m-1,activity,1\n"       /* 2 */
+                "m-2,activity\n"         /* 3: too few */
+                "m-3,activity,3,extra\n" /* 4: too many */
+                "m-4,act\"ivity,4\n"     /* 5: stray quote */
+                "m-5,\"activity\"x,5\n"  /* 6: text after a closing quote */
+                "m-6,activity,6\n"       /* 7 */
+                ",,\n"                   /* 8: blank row */
+                "   \n"                  /* 9: blank */
+                "m-7,\"activity\n"       /* 10: a quote never closed */
+                "m-8,activity,8\n");     /* 11: swallowed by it */
     s_next_ok(&in, &row, 2);
     s_next_bad(&in, &row, 3, "2 fields, the header has 3");
     assert_int_equal(row.raw_len, strlen("m-2,activity\n"));

@@ -354,8 +354,8 @@ typedef struct {
     char endpoint[256];
     s_fake_mode_t mode;
     volatile int stop;
-    int drop_first;     /* lose this many submit messages (the client resends) */
-    char (*seen)[32];   /* ids answered so far */
+    int drop_first;   /* lose this many submit messages (the client resends) */
+    char (*seen)[32]; /* ids answered so far */
     size_t n_seen;
     size_t cap_seen;
     int messages;
@@ -429,10 +429,9 @@ s_fake_main(void *arg)
             for (size_t i = 0; i < m.n_items; i++) {
                 amity_fields_t rf;
                 char id[32];
-                assert_int_equal(
-                    amity_fields_decode(m.items[i].rec.ptr, m.items[i].rec.len, &rf, why,
-                                        sizeof(why)),
-                    0);
+                assert_int_equal(amity_fields_decode(m.items[i].rec.ptr, m.items[i].rec.len, &rf,
+                                                     why, sizeof(why)),
+                                 0);
                 (void)snprintf(id, sizeof(id), "%.*s", (int)rf.fields[0].val.as.s.len,
                                rf.fields[0].val.as.s.ptr);
                 v[i].tag = m.items[i].tag;
@@ -648,8 +647,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_spool_put_is_durable_and_ordered, s_setup,
-                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_spool_put_is_durable_and_ordered, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_spool_batch_refuses_bad_records, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_spool_settle_removes_on_verdict, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_spool_drain_delivers_everything, s_setup, s_teardown),

@@ -68,24 +68,20 @@ amity_random64(void)
     return v == 0 ? 1 : v;
 }
 
-/*  Makes sock a CURVE client from the key files in opts; logs what is
- *  wrong. Returns 0 (also when no keys are set), AMITY_EINVAL, AMITY_EIO. */
+/*  Loads our key pair and the server's public key from the files opts
+ *  names; logs what is wrong. *set is false when neither is set
+ *  (development mode). Returns 0 or AMITY_EINVAL. The caller wipes *own. */
 static int
-s_curve(void *sock, const char *endpoint, const amity_client_opts_t *opts)
+s_keys_load(const amity_client_opts_t *opts, amity_keypair_t *own, amity_keypair_t *srv,
+            bool *set)
 {
     bool key = opts != NULL && opts->key != NULL && opts->key[0] != '\0';
     bool server = opts != NULL && opts->server_key != NULL && opts->server_key[0] != '\0';
-    amity_keypair_t own;
-    amity_keypair_t srv;
-    int rc = AMITY_EINVAL;
 
-    if (!key && !server) {
-        if (!amity_endpoint_is_loopback(endpoint)) {
-            amity_log_warn("client: %s is not loopback and no keys are set: the server will "
-                           "refuse us unless it runs in development mode (set --key and "
-                           "--server-key)",
-                           endpoint);
-        }
+    memset(own, 0, sizeof(*own));
+    memset(srv, 0, sizeof(*srv));
+    *set = key || server;
+    if (!*set) {
         return 0;
     }
     if (key != server) {
@@ -94,19 +90,56 @@ s_curve(void *sock, const char *endpoint, const amity_client_opts_t *opts)
                         key ? "key" : "server-key");
         return AMITY_EINVAL;
     }
-    memset(&own, 0, sizeof(own));
-    if (amity_keypair_load(opts->key, &own) != 0 || own.secret_txt[0] == '\0') {
+    if (amity_keypair_load(opts->key, own) != 0 || own->secret_txt[0] == '\0') {
         amity_log_error("client: key: %s is not a secret certificate (the NAME_secret file "
                         "amity-keygen wrote)",
                         opts->key);
-        goto out;
+        return AMITY_EINVAL;
     }
-    if (amity_keypair_load(opts->server_key, &srv) != 0) {
+    if (amity_keypair_load(opts->server_key, srv) != 0) {
         amity_log_error("client: server-key: cannot read the certificate %s", opts->server_key);
-        goto out;
+        return AMITY_EINVAL;
     }
-    rc = amity_curve_client(sock, &own, srv.public_txt) == 0 ? 0 : AMITY_EIO;
-out:
+    return 0;
+}
+
+int
+amity_client_opts_check(const amity_client_opts_t *opts)
+{
+    amity_keypair_t own;
+    amity_keypair_t srv;
+    bool set;
+    int rc;
+
+    AMITY_ASSERT(opts != NULL);
+    rc = s_keys_load(opts, &own, &srv, &set);
+    memset(&own, 0, sizeof(own));
+    return rc;
+}
+
+/*  Makes sock a CURVE client from the key files in opts; logs what is
+ *  wrong. Returns 0 (also when no keys are set), AMITY_EINVAL, AMITY_EIO. */
+static int
+s_curve(void *sock, const char *endpoint, const amity_client_opts_t *opts)
+{
+    amity_keypair_t own;
+    amity_keypair_t srv;
+    bool set;
+    int rc;
+
+    rc = s_keys_load(opts, &own, &srv, &set);
+    if (rc == 0 && !set) {
+        if (!amity_endpoint_is_loopback(endpoint)) {
+            amity_log_warn("client: %s is not loopback and no keys are set: the server will "
+                           "refuse us unless it runs in development mode (set --key and "
+                           "--server-key)",
+                           endpoint);
+        }
+        return 0;
+    }
+    if (rc == 0) {
+        rc = amity_curve_client(sock, &own, srv.public_txt) == 0 ? 0 : AMITY_EIO;
+    }
     memset(&own, 0, sizeof(own));
     return rc;
 }

@@ -101,8 +101,8 @@ s_status(amity_spool_t *sp, const char *dir, bool verbose)
         time_t t = (time_t)(st.oldest_ms / 1000);
         struct tm tm;
         s_age(age, sizeof(age), amity_clock_wall_ms() - st.oldest_ms);
-        if (localtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z",
-                                                     &tm) == 0) {
+        if (localtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm) == 0) {
             (void)snprintf(when, sizeof(when), "?");
         }
         printf("oldest pending: %s (spooled %s)\n", age, when);
@@ -184,11 +184,11 @@ s_drain(amity_spool_t *sp, const char *dir, const amity_client_opts_t *opts)
 }
 
 typedef struct {
-    char *header;       /* the CSV header written last */
+    char *header; /* the CSV header written last */
     size_t header_len;
-    uint64_t last_seq;  /* the last record written */
+    uint64_t last_seq; /* the last record written */
     uint64_t written;
-    uint64_t textless;  /* rejected records spooled without their text */
+    uint64_t textless; /* rejected records spooled without their text */
 } s_rejects_t;
 
 static int

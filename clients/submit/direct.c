@@ -125,9 +125,11 @@ s_local_reject(s_run_t *run, const submit_record_t *rec, const char *why)
 {
     size_t hlen = 0;
     const char *header = submit_input_header(run->in, &hlen);
+    char id[AMITY_ID_MAX + 1];
 
+    submit_record_id(rec, id, sizeof(id));
     submit_progress_hide(run->progress);
-    printf("%s:%llu: -: %s\n", run->args->file, (unsigned long long)rec->line, why);
+    printf("%s:%llu: %s: %s\n", run->args->file, (unsigned long long)rec->line, id, why);
     submit_rejects_add(&run->rejects, rec->raw, rec->raw_len, header, hlen);
     run->local_rejected++;
 }
@@ -270,7 +272,7 @@ submit_direct(const submit_args_t *args)
     }
     printf("accepted %llu, duplicate %llu, rejected %llu\n", (unsigned long long)st.accepted,
            (unsigned long long)st.duplicate,
-           (unsigned long long)(st.rejected + run.local_rejected));
+           (unsigned long long)st.rejected + (unsigned long long)run.local_rejected);
     (void)fflush(stdout);
     amity_log_info("submitted %llu records in %llu messages, %llu resends, %llu error replies",
                    (unsigned long long)st.submitted, (unsigned long long)st.messages,

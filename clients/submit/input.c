@@ -7,19 +7,21 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "amity/buf.h"
 #include "amity/csv.h"
 #include "submit.h"
 
 struct submit_input {
-    FILE *fp;              /* the input (stdin or opened here) */
-    bool own_fp;           /* fp was opened here */
-    const char *path;      /* its name ("-": stdin) */
+    FILE *fp;         /* the input (stdin or opened here) */
+    bool own_fp;      /* fp was opened here */
+    const char *path; /* its name ("-": stdin) */
     submit_format_t format;
-    amity_csv_t *csv;      /* CSV reader */
-    char *line;            /* JSON Lines: the current line */
-    size_t cap;            /* its allocation */
-    uint64_t lineno;       /* JSON Lines: lines read */
+    amity_csv_t *csv;        /* CSV reader */
+    char *line;              /* JSON Lines: the current line */
+    size_t cap;              /* its allocation */
+    uint64_t lineno;         /* JSON Lines: lines read */
     char why[AMITY_WHY_MAX]; /* the current error */
 };
 
@@ -210,6 +212,42 @@ submit_input_next(submit_input_t *self, submit_record_t *rec)
         rec->why = self->why;
     }
     return 1;
+}
+
+/* Copies an id for a report line: controls as '?', cut to AMITY_ID_MAX. */
+static void
+s_id_copy(char *buf, size_t len, const char *p, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n && i < AMITY_ID_MAX && k + 1 < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        buf[k++] = (char)((c < 0x20 || c == 0x7f) ? '?' : c);
+    }
+    buf[k] = '\0';
+}
+
+void
+submit_record_id(const submit_record_t *rec, char *buf, size_t len)
+{
+    (void)snprintf(buf, len, "-");
+    if (rec->fields != NULL) {
+        for (size_t i = 0; i < rec->fields->n_fields; i++) {
+            const amity_field_t *f = &rec->fields->fields[i];
+            if (f->name_len == 2 && memcmp(f->name, "id", 2) == 0 && f->val.type == AMITY_VAL_STR &&
+                f->val.as.s.len > 0) {
+                s_id_copy(buf, len, f->val.as.s.ptr, f->val.as.s.len);
+            }
+        }
+    } else if (rec->json != NULL) {
+        /* only on the way to a rejection line: parsing twice costs nothing */
+        json_t *root = json_loadb(rec->json, rec->json_len, JSON_ALLOW_NUL, NULL);
+        json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
+        if (json_is_string(id) && json_string_length(id) > 0) {
+            s_id_copy(buf, len, json_string_value(id), json_string_length(id));
+        }
+        json_decref(root);
+    }
 }
 
 const char *

@@ -12,12 +12,12 @@
 #define S_BAR_WIDTH 24
 
 struct submit_progress {
-    const char *what;   /* the phase ("sending") */
-    uint64_t total;     /* records in the phase (0: unknown) */
-    uint64_t done;      /* records done */
-    int64_t start_ms;   /* when the phase began */
-    int64_t drawn_ms;   /* last redraw */
-    bool visible;       /* the line is on the terminal */
+    const char *what; /* the phase ("sending") */
+    uint64_t total;   /* records in the phase (0: unknown) */
+    uint64_t done;    /* records done */
+    int64_t start_ms; /* when the phase began */
+    int64_t drawn_ms; /* last redraw */
+    bool visible;     /* the line is on the terminal */
 };
 
 submit_progress_t *

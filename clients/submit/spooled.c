@@ -10,8 +10,8 @@
 #include "amity/log.h"
 #include "submit.h"
 
-#define S_BATCH_RECORDS 1024              /* records per spool transaction */
-#define S_BATCH_BYTES   (8 * 1024 * 1024) /* bytes per spool transaction */
+#define S_BATCH_RECORDS 1024                      /* records per spool transaction */
+#define S_BATCH_BYTES   ((size_t)8 * 1024 * 1024) /* bytes per spool transaction */
 
 typedef struct {
     const submit_args_t *args;
@@ -27,9 +27,11 @@ s_local_reject(s_run_t *run, submit_input_t *in, const submit_record_t *rec, con
 {
     size_t hlen = 0;
     const char *header = submit_input_header(in, &hlen);
+    char id[AMITY_ID_MAX + 1];
 
+    submit_record_id(rec, id, sizeof(id));
     submit_progress_hide(run->progress);
-    printf("%s:%llu: -: %s\n", run->args->file, (unsigned long long)rec->line, why);
+    printf("%s:%llu: %s: %s\n", run->args->file, (unsigned long long)rec->line, id, why);
     submit_rejects_add(&run->rejects, rec->raw, rec->raw_len, header, hlen);
     run->local_rejected++;
 }
@@ -121,8 +123,7 @@ s_spool_file(s_run_t *run, amity_spool_t *sp)
             item.rec = enc.data;
             item.rec_len = enc.len;
         }
-        (void)snprintf(source, sizeof(source), "%s:%llu", args->file,
-                       (unsigned long long)rec.line);
+        (void)snprintf(source, sizeof(source), "%s:%llu", args->file, (unsigned long long)rec.line);
         item.source = source;
         item.raw = rec.raw;
         item.raw_len = rec.raw_len;
@@ -146,8 +147,8 @@ s_spool_file(s_run_t *run, amity_spool_t *sp)
                 break;
             }
         }
-        submit_progress_set(run->progress, run->spooled + amity_spool_batch_count(batch) +
-                                               run->local_rejected);
+        submit_progress_set(run->progress,
+                            run->spooled + amity_spool_batch_count(batch) + run->local_rejected);
     }
     /* what was read is kept, even when interrupted: it is the office's */
     if (exit_code == 0 && s_commit(run, sp, batch, line + 1) != 0) {
@@ -256,7 +257,8 @@ submit_spooled(const submit_args_t *args)
         exit_code = SUBMIT_EXIT_TEMPFAIL;
         break;
     case AMITY_EINVAL:
-        (void)fprintf(stderr, "amity-submit: ingest refused our messages: %s; the records stay in %s\n",
+        (void)fprintf(stderr,
+                      "amity-submit: ingest refused our messages: %s; the records stay in %s\n",
                       ds.refused, args->spool);
         exit_code = SUBMIT_EXIT_NOPERM;
         break;
@@ -280,7 +282,7 @@ report:
            (unsigned long long)ds.pending);
     printf("accepted %llu, duplicate %llu, rejected %llu\n", (unsigned long long)ds.accepted,
            (unsigned long long)ds.duplicate,
-           (unsigned long long)(ds.rejected + run.local_rejected));
+           (unsigned long long)ds.rejected + (unsigned long long)run.local_rejected);
     (void)fflush(stdout);
     amity_log_info("spool %s: %llu records sent, %llu resends, %llu replies", args->spool,
                    (unsigned long long)ds.sent, (unsigned long long)ds.resends,

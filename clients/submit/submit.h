@@ -23,7 +23,7 @@
 #define SUBMIT_EXIT_NOPERM      77 /* spool: ingest refused us (office, key) */
 #define SUBMIT_EXIT_INTERRUPTED 130
 
-#define SUBMIT_LINE_MAX (1024 * 1024) /* bytes in a JSON line; longer ones are rejected unread */
+#define SUBMIT_LINE_MAX 1048576 /* bytes in a JSON line; longer ones are rejected unread */
 
 typedef enum {
     SUBMIT_FORMAT_AUTO = 0, /* from the file name's extension (JSON Lines otherwise) */
@@ -33,12 +33,12 @@ typedef enum {
 
 /*  What the command line asked for. */
 typedef struct {
-    const char *file;             /* FILE, "-" for stdin, NULL: none (spool: drain only) */
-    submit_format_t format;       /* resolved (never AUTO once main is done) */
-    const char *rejects;          /* --rejects FILE (NULL: none) */
-    const char *spool;            /* --spool DIR (NULL: send directly) */
-    bool progress;                /* draw a progress bar on stderr */
-    amity_client_opts_t *opts;    /* client options ([client] section) */
+    const char *file;          /* FILE, "-" for stdin, NULL: none (spool: drain only) */
+    submit_format_t format;    /* resolved (never AUTO once main is done) */
+    const char *rejects;       /* --rejects FILE (NULL: none) */
+    const char *spool;         /* --spool DIR (NULL: send directly) */
+    bool progress;             /* draw a progress bar on stderr */
+    amity_client_opts_t *opts; /* client options ([client] section) */
 } submit_args_t;
 
 /*  Set by SIGINT/SIGTERM; the handler also interrupts the registered
@@ -63,9 +63,9 @@ typedef struct {
     const amity_fields_t *fields; /* CSV: the record */
     const char *json;             /* JSON Lines: the object's text */
     size_t json_len;
-    const char *raw;              /* the original text, for a rejects file */
+    const char *raw; /* the original text, for a rejects file */
     size_t raw_len;
-    const char *why;              /* "csv: ...", "record: line longer than ..." */
+    const char *why; /* "csv: ...", "record: line longer than ..." */
 } submit_record_t;
 
 submit_format_t submit_format_of(const char *path);
@@ -75,6 +75,9 @@ void submit_input_destroy(submit_input_t **self_p);
 /*  Returns 1 with *rec filled (lent until the next call), 0 at the end,
  *  AMITY_EIO (errno set), AMITY_ENOMEM. Blank lines are skipped. */
 int submit_input_next(submit_input_t *self, submit_record_t *rec);
+/*  The record's id for reports, also when it was rejected before sending
+ *  (a JSON object with a string "id"), else "-". */
+void submit_record_id(const submit_record_t *rec, char *buf, size_t len);
 /*  CSV: the header row as read (NULL before it was read, and for JSON). */
 const char *submit_input_header(const submit_input_t *self, size_t *len);
 /*  Records the input holds, estimated by counting lines (0 when it cannot
@@ -102,12 +105,12 @@ void submit_progress_hide(submit_progress_t *self);
  */
 
 typedef struct {
-    FILE *fp;              /* NULL: no file asked for */
-    const char *path;      /* for messages */
-    char *header;          /* CSV: the header last written (heap) */
+    FILE *fp;         /* NULL: no file asked for */
+    const char *path; /* for messages */
+    char *header;     /* CSV: the header last written (heap) */
     size_t header_len;
-    uint64_t n;            /* records written */
-    bool failed;           /* a write failed (reported once) */
+    uint64_t n;  /* records written */
+    bool failed; /* a write failed (reported once) */
 } submit_rejects_t;
 
 /*  Opens (truncating) path, or does nothing when path is NULL. Returns 0

@@ -223,6 +223,20 @@ amity_auth_load(amity_auth_t *self, const char *domain, const char *certs_dir)
     return 0;
 }
 
+int
+amity_auth_check_dir(const char *certs_dir, size_t *n_out)
+{
+    AMITY_ASSERT(certs_dir);
+    amity_peer_t *peers = NULL;
+    size_t n = 0;
+    int rc = s_load_dir(certs_dir, &peers, &n);
+    free(peers);
+    if (rc == 0 && n_out) {
+        *n_out = n;
+    }
+    return rc;
+}
+
 void
 amity_auth_destroy(amity_auth_t **self_p)
 {

@@ -1,9 +1,11 @@
 /*  sock: ZeroMQ sockets configured in one place (linger, size limits,
  *  high-water marks, heartbeats, reconnect pacing), whole-message receive
- *  and send, and the loopback test behind "no keys, loopback only".
+ *  and send, the loopback test behind "no keys, loopback only", and the
+ *  endpoints a shard derives from its base.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -224,6 +226,74 @@ amity_endpoint_is_loopback(const char *endpoint)
     return s_host_is_loopback(host, host_len, bracketed);
 }
 
+int
+amity_endpoint_offset(const char *base, int k, char *out, size_t out_len)
+{
+    AMITY_ASSERT(base && out && out_len > 0);
+    out[0] = '\0';
+    if (k < 0) {
+        return AMITY_EINVAL;
+    }
+    int n;
+    const char *path = NULL;
+    if (strncmp(base, "ipc://", 6) == 0) {
+        path = base + 6;
+    } else if (strncmp(base, "inproc://", 9) == 0) {
+        path = base + 9;
+    }
+    if (path) {
+        if (*path == '\0') {
+            return AMITY_EINVAL;
+        }
+        n = k == 0 ? snprintf(out, out_len, "%s", base) : snprintf(out, out_len, "%s-%d", base, k);
+        if (n < 0 || (size_t)n >= out_len) {
+            out[0] = '\0';
+            return AMITY_EFULL;
+        }
+        return 0;
+    }
+    if (strncmp(base, "tcp://", 6) != 0) {
+        return AMITY_EINVAL;
+    }
+    const char *host = base + 6;
+    const char *colon;
+    if (strchr(host, ';')) {
+        return AMITY_EINVAL; /* a source address: only meaningful to connect */
+    }
+    if (*host == '[') {
+        const char *close = strchr(host, ']');
+        if (!close || close == host + 1 || close[1] != ':') {
+            return AMITY_EINVAL;
+        }
+        colon = close + 1;
+    } else {
+        colon = strrchr(host, ':');
+        if (!colon || colon == host || memchr(host, ':', (size_t)(colon - host))) {
+            return AMITY_EINVAL; /* no port, no host, or IPv6 without brackets */
+        }
+    }
+    const char *p = colon + 1;
+    long port = 0;
+    if (*p == '\0' || strlen(p) > 5) {
+        return AMITY_EINVAL;
+    }
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return AMITY_EINVAL;
+        }
+        port = port * 10 + (*p - '0');
+    }
+    if (port < 1 || port > 65535 || k > 65535 - port) {
+        return AMITY_EINVAL;
+    }
+    n = snprintf(out, out_len, "%.*s%ld", (int)(colon + 1 - base), base, port + k);
+    if (n < 0 || (size_t)n >= out_len) {
+        out[0] = '\0';
+        return AMITY_EFULL;
+    }
+    return 0;
+}
+
 void
 amity_frames_free(amity_frame_t *frames, int n)
 {
@@ -269,17 +339,42 @@ s_drain(void *sock)
     return 0;
 }
 
-int
-amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *user_id,
-                       size_t user_id_len)
+/*  Copies the message's User-Id into user_id unless it holds one already:
+ *  the first frame that carries one wins (a ROUTER's routing-id frame
+ *  carries none). */
+static void
+s_take_user_id(zmq_msg_t *msg, char *user_id, size_t user_id_len)
+{
+    if (!user_id || user_id_len == 0 || user_id[0] != '\0') {
+        return;
+    }
+    const char *uid = zmq_msg_gets(msg, "User-Id");
+    if (uid) {
+        size_t len = strlen(uid);
+        if (len >= user_id_len) {
+            len = user_id_len - 1;
+        }
+        memcpy(user_id, uid, len);
+        user_id[len] = '\0';
+    }
+}
+
+/*  The receive loop of amity_sock_recv_frames (keep_head false) and
+ *  amity_sock_recv_head (keep_head true). */
+static int
+s_recv(void *sock, amity_frame_t *frames, int max_frames, bool keep_head, int *n_parts,
+       char *user_id, size_t user_id_len)
 {
     AMITY_ASSERT(sock && frames && max_frames > 0);
     int n = 0;
+    int parts = 0;
     int rc = 0;
     int more = 1;
+    bool dropped = false; /* ENOMEM: keep draining, keep nothing */
     if (user_id && user_id_len > 0) {
         user_id[0] = '\0';
     }
+    *n_parts = 0;
     while (more) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
@@ -291,25 +386,16 @@ amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *
             if (err == EINTR) {
                 continue;
             }
-            if (err == EAGAIN && n == 0) {
+            if (err == EAGAIN && parts == 0) {
                 return 0;
             }
             rc = s_recv_error(err, "receive");
             goto fail;
         }
         more = zmq_msg_more(&msg);
-        if (n == 0 && user_id && user_id_len > 0) {
-            const char *uid = zmq_msg_gets(&msg, "User-Id");
-            if (uid) {
-                size_t len = strlen(uid);
-                if (len >= user_id_len) {
-                    len = user_id_len - 1;
-                }
-                memcpy(user_id, uid, len);
-                user_id[len] = '\0';
-            }
-        }
-        if (n == max_frames) {
+        parts++;
+        s_take_user_id(&msg, user_id, user_id_len);
+        if (n == max_frames && !keep_head) {
             zmq_msg_close(&msg);
             rc = more ? s_drain(sock) : 0;
             if (rc == 0) {
@@ -317,15 +403,18 @@ amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *
             }
             goto fail;
         }
+        if (n == max_frames || dropped) {
+            zmq_msg_close(&msg); /* past the head (keep_head), or after ENOMEM */
+            continue;
+        }
         size_t len = zmq_msg_size(&msg);
         uint8_t *copy = malloc(len + 1);
         if (!copy) {
             zmq_msg_close(&msg);
-            rc = more ? s_drain(sock) : 0;
-            if (rc == 0) {
-                rc = AMITY_ENOMEM;
-            }
-            goto fail;
+            amity_frames_free(frames, n);
+            n = 0;
+            dropped = true;
+            continue;
         }
         if (len > 0) {
             memcpy(copy, zmq_msg_data(&msg), len);
@@ -336,11 +425,31 @@ amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *
         frames[n].len = len;
         n++;
     }
+    if (dropped) {
+        return AMITY_ENOMEM;
+    }
+    *n_parts = parts;
     return n;
 
 fail:
     amity_frames_free(frames, n);
     return rc;
+}
+
+int
+amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *user_id,
+                       size_t user_id_len)
+{
+    int n_parts;
+    return s_recv(sock, frames, max_frames, false, &n_parts, user_id, user_id_len);
+}
+
+int
+amity_sock_recv_head(void *sock, amity_frame_t *frames, int max_frames, int *n_parts,
+                     char *user_id, size_t user_id_len)
+{
+    AMITY_ASSERT(n_parts);
+    return s_recv(sock, frames, max_frames, true, n_parts, user_id, user_id_len);
 }
 
 int

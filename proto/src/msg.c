@@ -36,12 +36,16 @@ enum {
     K_ITEMS,
     K_KV,
     K_WHY,
+    K_AFTER,
+    K_LIMIT,
+    K_NEXT,
     K_COUNT
 };
 
 static const char *const s_keys[K_COUNT] = {
     "v",    "t",    "office", "ing",      "conn", "req",   "shard", "epoch", "seq",
     "prev", "more", "prefix", "prefixes", "recs", "items", "kv",    "why",
+    "after", "limit", "next",
 };
 
 /*  Index of the key k (n bytes) in names[0..count), or -1. */
@@ -82,6 +86,9 @@ static const struct {
     [AMITY_MSG_PONG] = { "pong", B(K_EPOCH) | B(K_SEQ), 0 },
     [AMITY_MSG_UNSUB] = { "unsub", 0, 0 },
     [AMITY_MSG_ERROR] = { "error", B(K_WHY), B(K_REQ) },
+    [AMITY_MSG_REJREQ] = { "rejreq", B(K_REQ) | B(K_LIMIT), B(K_OFFICE) | B(K_AFTER) },
+    [AMITY_MSG_REJECTS] = { "rejects", B(K_REQ) | B(K_MORE) | B(K_ITEMS),
+                            B(K_SHARD) | B(K_NEXT) },
 };
 
 static const char *const s_verdicts[] = { "?", "accepted", "duplicate", "rejected" };
@@ -121,6 +128,7 @@ amity_msg_clear(amity_msg_t *m)
     free(m->verdicts);
     free(m->kv);
     free(m->prefixes);
+    free(m->rejects);
     memset(m, 0, sizeof(*m));
 }
 
@@ -510,6 +518,134 @@ s_prefixes(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
     return 0;
 }
 
+/*  A bin of at most max bytes (a kept record: larger than AMITY_STR_MAX). */
+static int
+s_bin_max(s_ctx_t *c, amity_rd_t *r, s_path_t p, uint64_t max, amity_view_t *out)
+{
+    amity_wire_head_t h;
+    int rc = s_head(c, r, p, &h);
+    if (rc != 0) {
+        return rc;
+    }
+    if (h.kind != AMITY_WIRE_BIN) {
+        return s_bad(c, p, "not a bin (got %s)", amity_wire_kind_name(h.kind));
+    }
+    if (h.n > max) {
+        return s_bad(c, p, "%" PRIu64 " bytes exceed the limit of %" PRIu64, h.n, max);
+    }
+    out->ptr = h.ptr;
+    out->len = (size_t)h.n;
+    return 0;
+}
+
+/*  Keys of a rejects item. */
+enum { R_OFFICE = 0, R_ID, R_WHY, R_TS, R_REC, R_COUNT };
+static const char *const s_reject_keys[R_COUNT] = { "office", "id", "why", "ts", "rec" };
+
+/*  Reads one rejects item map into at[] (value positions); unknown keys
+ *  skipped, a known key twice refused. */
+static int
+s_reject_keys_read(s_ctx_t *c, amity_rd_t *r, size_t idx, amity_rd_t *at, bool *seen)
+{
+    amity_wire_head_t h;
+    int rc = s_head(c, r, s_in("items", idx, NULL), &h);
+    if (rc != 0) {
+        return rc;
+    }
+    if (h.kind != AMITY_WIRE_MAP) {
+        return s_bad(c, s_in("items", idx, NULL), "not a map (got %s)",
+                     amity_wire_kind_name(h.kind));
+    }
+    for (uint64_t i = 0; i < h.n; i++) {
+        amity_wire_head_t k;
+        rc = s_head(c, r, s_in("items", idx, NULL), &k);
+        if (rc != 0) {
+            return rc;
+        }
+        if (k.kind != AMITY_WIRE_STR) {
+            return s_bad(c, s_in("items", idx, NULL), "key is not a string (got %s)",
+                         amity_wire_kind_name(k.kind));
+        }
+        int found = s_key_find(s_reject_keys, R_COUNT, k.ptr, k.n);
+        if (found >= 0) {
+            if (seen[found]) {
+                return s_bad(c, s_in("items", idx, s_reject_keys[found]), "given twice");
+            }
+            seen[found] = true;
+            at[found] = *r;
+        }
+        if (amity_rd_skip(r) != 0) {
+            return s_bad(c, s_in("items", idx, NULL), "truncated");
+        }
+    }
+    return 0;
+}
+
+/*  items of rejects: {office: str, id: str, why: str, ts: uint, rec: bin}. */
+static int
+s_reject_items(s_ctx_t *c, amity_rd_t *r, amity_msg_t *m)
+{
+    uint64_t n = 0;
+    int rc = s_container(c, r, s_top("items"), AMITY_WIRE_ARRAY, AMITY_REJECTS_MAX, "items", &n);
+    if (rc != 0) {
+        return rc;
+    }
+    if (n > 0) {
+        m->rejects = calloc((size_t)n, sizeof(*m->rejects));
+        if (!m->rejects) {
+            amity_wire_why(c->why, c->why_len, "items: out of memory");
+            return AMITY_ENOMEM;
+        }
+    }
+    for (size_t i = 0; i < (size_t)n; i++) {
+        amity_reject_item_t *it = &m->rejects[i];
+        amity_rd_t at[R_COUNT];
+        bool seen[R_COUNT] = { false };
+        rc = s_reject_keys_read(c, r, i, at, seen);
+        if (rc != 0) {
+            return rc;
+        }
+        for (int k = 0; k < R_COUNT; k++) {
+            if (!seen[k]) {
+                return s_bad(c, s_in("items", i, s_reject_keys[k]), "missing");
+            }
+        }
+        rc = s_bytes(c, &at[R_OFFICE], s_in("items", i, "office"), false, &it->office);
+        if (rc == 0) {
+            rc = s_bytes(c, &at[R_ID], s_in("items", i, "id"), false, &it->id);
+        }
+        if (rc == 0) {
+            rc = s_bytes(c, &at[R_WHY], s_in("items", i, "why"), false, &it->why);
+        }
+        if (rc == 0) {
+            rc = s_uint(c, &at[R_TS], s_in("items", i, "ts"), &it->ts);
+        }
+        if (rc == 0) {
+            rc = s_bin_max(c, &at[R_REC], s_in("items", i, "rec"), AMITY_REJECT_REC_MAX, &it->rec);
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        m->n_rejects = i + 1;
+    }
+    return 0;
+}
+
+/*  rejreq's limit: items per page, at most AMITY_REJECTS_MAX (0: that many). */
+static int
+s_limit(s_ctx_t *c, amity_rd_t *at, amity_msg_t *m)
+{
+    int rc = s_uint(c, at, s_top("limit"), &m->limit);
+    if (rc != 0) {
+        return rc;
+    }
+    if (m->limit > AMITY_REJECTS_MAX) {
+        return s_bad(c, s_top("limit"), "%" PRIu64 " exceeds the limit of %d", m->limit,
+                     AMITY_REJECTS_MAX);
+    }
+    return 0;
+}
+
 /*  Reads the value of key k (at its noted position) into m. */
 static int
 s_field(s_ctx_t *c, int k, amity_rd_t *at, amity_msg_t *m)
@@ -529,6 +665,7 @@ s_field(s_ctx_t *c, int k, amity_rd_t *at, amity_msg_t *m)
     case K_REQ:
         return s_uint(c, at, p, &m->req);
     case K_SHARD:
+        m->has_shard = true;
         return s_uint(c, at, p, &m->shard);
     case K_EPOCH:
         return s_uint(c, at, p, &m->epoch);
@@ -546,9 +683,18 @@ s_field(s_ctx_t *c, int k, amity_rd_t *at, amity_msg_t *m)
         if (m->type == AMITY_MSG_VERDICTS) {
             return s_verdict_items(c, at, m);
         }
+        if (m->type == AMITY_MSG_REJECTS) {
+            return s_reject_items(c, at, m);
+        }
         return s_items(c, at, "items", true, m);
     case K_KV:
         return s_kv(c, at, m);
+    case K_AFTER:
+        return s_bytes(c, at, p, true, &m->after);
+    case K_LIMIT:
+        return s_limit(c, at, m);
+    case K_NEXT:
+        return s_bytes(c, at, p, true, &m->next);
     default:
         return 0;
     }
@@ -665,6 +811,44 @@ amity_msg_decode(const uint8_t *buf, size_t len, amity_msg_t *m, char *why, size
     return rc;
 }
 
+bool
+amity_msg_peek_req(const uint8_t *buf, size_t len, uint64_t *req)
+{
+    AMITY_ASSERT(req);
+    *req = 0;
+    if (!buf || amity_scan(buf, len, AMITY_DEPTH_MAX, NULL, 0) != 0) {
+        return false; /* not one well-formed object: nothing in it can be trusted */
+    }
+    amity_rd_t r = { buf, buf + len };
+    amity_wire_head_t h;
+    uint64_t found = 0;
+    int n_found = 0;
+    if (amity_rd_head(&r, &h) != 0 || h.kind != AMITY_WIRE_MAP) {
+        return false;
+    }
+    for (uint64_t i = 0; i < h.n; i++) {
+        amity_wire_head_t k, v;
+        if (amity_rd_head(&r, &k) != 0) {
+            return false;
+        }
+        if (k.kind == AMITY_WIRE_STR && k.n == 3 && memcmp(k.ptr, "req", 3) == 0) {
+            amity_rd_t at = r;
+            if (amity_rd_head(&at, &v) == 0 && v.kind == AMITY_WIRE_UINT) {
+                found = v.u;
+            }
+            n_found++;
+        }
+        if (amity_rd_skip(&r) != 0) {
+            return false;
+        }
+    }
+    if (n_found != 1 || found == 0) {
+        return false; /* absent, given twice (which one?), not a uint, or 0 ("none") */
+    }
+    *req = found;
+    return true;
+}
+
 /* ------------------------------------------------------------------------
  * Encoding
  */
@@ -687,6 +871,30 @@ static bool
 s_opt_ok(amity_view_t v)
 {
     return v.ptr == NULL || v.len <= AMITY_STR_MAX;
+}
+
+/*  s_check for rejreq and rejects. */
+static int
+s_check_rejects(const amity_msg_t *m)
+{
+    if (m->type == AMITY_MSG_REJREQ) {
+        if (m->limit > AMITY_REJECTS_MAX || !s_opt_ok(m->office) || !s_opt_ok(m->after)) {
+            return AMITY_EINVAL;
+        }
+        return 0;
+    }
+    if (!s_opt_ok(m->next) || m->n_rejects > AMITY_REJECTS_MAX ||
+        (m->n_rejects > 0 && !m->rejects)) {
+        return AMITY_EINVAL;
+    }
+    for (size_t i = 0; i < m->n_rejects; i++) {
+        const amity_reject_item_t *it = &m->rejects[i];
+        if (!s_elem_ok(it->office) || !s_elem_ok(it->id) || !s_elem_ok(it->why) ||
+            (it->rec.ptr == NULL && it->rec.len > 0) || it->rec.len > AMITY_REJECT_REC_MAX) {
+            return AMITY_EINVAL;
+        }
+    }
+    return 0;
 }
 
 /*  Checks everything the receiver will check, so that encode either
@@ -765,6 +973,9 @@ s_check(const amity_msg_t *m)
                 return AMITY_EINVAL;
             }
         }
+    }
+    if (m->type == AMITY_MSG_REJREQ || m->type == AMITY_MSG_REJECTS) {
+        return s_check_rejects(m);
     }
     return 0;
 }
@@ -850,6 +1061,29 @@ s_put_kv(amity_wr_t *w, const amity_msg_t *m)
 }
 
 static void
+s_put_bin(amity_wr_t *w, const char *key, amity_view_t v)
+{
+    amity_wr_cstr(w, key);
+    msgpack_pack_bin_with_body(&w->pk, v.ptr, v.len);
+}
+
+static void
+s_put_rejects(amity_wr_t *w, const amity_msg_t *m)
+{
+    amity_wr_cstr(w, "items");
+    msgpack_pack_array(&w->pk, m->n_rejects);
+    for (size_t i = 0; i < m->n_rejects; i++) {
+        const amity_reject_item_t *it = &m->rejects[i];
+        msgpack_pack_map(&w->pk, 5);
+        s_put_view(w, "office", it->office);
+        s_put_view(w, "id", it->id);
+        s_put_view(w, "why", it->why);
+        s_put_uint(w, "ts", it->ts);
+        s_put_bin(w, "rec", it->rec);
+    }
+}
+
+static void
 s_put_prefixes(amity_wr_t *w, const amity_msg_t *m)
 {
     amity_wr_cstr(w, "prefixes");
@@ -886,6 +1120,12 @@ amity_msg_encode(const amity_msg_t *m, amity_buf_t *out)
         break;
     case AMITY_MSG_ERROR:
         keys |= m->req != 0 ? B(K_REQ) : 0;
+        break;
+    case AMITY_MSG_REJREQ:
+        keys |= (m->office.ptr ? B(K_OFFICE) : 0) | (m->after.ptr ? B(K_AFTER) : 0);
+        break;
+    case AMITY_MSG_REJECTS:
+        keys |= (m->has_shard ? B(K_SHARD) : 0) | (m->next.ptr ? B(K_NEXT) : 0);
         break;
     default:
         break;
@@ -946,6 +1186,8 @@ amity_msg_encode(const amity_msg_t *m, amity_buf_t *out)
         case K_ITEMS:
             if (m->type == AMITY_MSG_VERDICTS) {
                 s_put_verdicts(&w, m);
+            } else if (m->type == AMITY_MSG_REJECTS) {
+                s_put_rejects(&w, m);
             } else {
                 s_put_items(&w, m, "items", true);
             }
@@ -955,6 +1197,15 @@ amity_msg_encode(const amity_msg_t *m, amity_buf_t *out)
             break;
         case K_WHY:
             s_put_view(&w, "why", m->why);
+            break;
+        case K_AFTER:
+            s_put_bin(&w, "after", m->after);
+            break;
+        case K_LIMIT:
+            s_put_uint(&w, "limit", m->limit);
+            break;
+        case K_NEXT:
+            s_put_bin(&w, "next", m->next);
             break;
         default:
             break;

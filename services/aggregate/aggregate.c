@@ -12,14 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <zmq.h>
-#ifdef AMITY_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
 
 #include "amity/auth.h"
 #include "amity/clock.h"
 #include "amity/config.h"
+#include "amity/daemon.h"
 #include "amity/err.h"
 #include "amity/keys.h"
 #include "amity/log.h"
@@ -114,49 +114,127 @@ struct aggregate {
     s_stats_t logged;       /* counters as last logged */
 };
 
-int
-aggregate_endpoint(const char *base, int k, char *out, size_t out_len)
+/*  The checks of cfg that need no file: key and peers-dir together, the
+ *  ranges, the four endpoints (into ep) and, without keys, loopback only.
+ *  Logs what is wrong. Returns 0 or AMITY_EINVAL. */
+static int
+s_check_options(const aggregate_config_t *cfg, char ep[4][S_EP_MAX])
 {
-    AMITY_ASSERT(base && out && out_len > 0);
-    static const char scheme[] = "tcp://";
-    out[0] = '\0';
-    if (strncmp(base, scheme, sizeof scheme - 1) != 0 || k < 0 || k > 3) {
+    const char *bind = cfg->bind ? cfg->bind : "";
+    bool key = cfg->key && cfg->key[0];
+    bool peers = cfg->peers_dir && cfg->peers_dir[0];
+    if (key != peers) {
+        amity_log_error("%s: set --key and --peers-dir together (the shard's secret "
+                        "certificate and the directory of the services' public ones)",
+                        key ? "key" : "peers-dir");
         return AMITY_EINVAL;
     }
-    const char *host = base + sizeof scheme - 1;
-    const char *colon;
-    if (host[0] == '[') {
-        const char *close = strchr(host, ']');
-        if (!close || close == host + 1 || close[1] != ':') {
+    if (cfg->index < 0 || cfg->batch < 1 || cfg->batch_ms < 0 || cfg->map_size < 0) {
+        amity_log_error("index, batch, batch-ms, map-size: out of range");
+        return AMITY_EINVAL;
+    }
+    for (int k = 0; k < 4; k++) {
+        if (amity_endpoint_offset(bind, k, ep[k], S_EP_MAX) < 0) {
+            amity_log_error("bind: '%s' is not a shard base endpoint (tcp://HOST:PORT, "
+                            "PORT+3 <= 65535; IPv6 as [ADDR])",
+                            bind);
             return AMITY_EINVAL;
         }
-        colon = close + 1;
-    } else {
-        colon = strrchr(host, ':');
-        if (!colon || colon == host || memchr(host, ':', (size_t)(colon - host))) {
-            return AMITY_EINVAL; /* an IPv6 host must be bracketed */
-        }
-    }
-    const char *p = colon + 1;
-    long port = 0;
-    if (*p == '\0') {
-        return AMITY_EINVAL;
-    }
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9' || port > 65535) {
+        if (!key && !amity_endpoint_is_loopback(ep[k])) {
+            amity_log_error("bind: %s is not loopback; set --key and --peers-dir to serve "
+                            "ingest, validate and notify across machines",
+                            bind);
             return AMITY_EINVAL;
         }
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port + 3 > 65535) {
-        return AMITY_EINVAL;
-    }
-    int n = snprintf(out, out_len, "tcp://%.*s:%ld", (int)(colon - host), host, port + k);
-    if (n < 0 || (size_t)n >= out_len) {
-        out[0] = '\0';
-        return AMITY_EFULL;
     }
     return 0;
+}
+
+/*  The LMDB directory: --state, or ./amity-state/shard-INDEX. */
+static int
+s_state_dir(const aggregate_config_t *cfg, char *out, size_t out_len)
+{
+    int n;
+    if (cfg->state && cfg->state[0]) {
+        n = snprintf(out, out_len, "%s", cfg->state);
+    } else {
+        n = snprintf(out, out_len, "./amity-state/shard-%lld", (long long)cfg->index);
+    }
+    if (n < 0 || (size_t)n >= out_len) {
+        amity_log_error("state: path too long");
+        return AMITY_EINVAL;
+    }
+    return 0;
+}
+
+/*  The state directory is a writable directory, or its nearest existing
+ *  ancestor is one (aggregate_db_open creates the rest). Creates nothing. */
+static int
+s_check_state(const char *state)
+{
+    char path[4096];
+    struct stat st;
+    (void)snprintf(path, sizeof path, "%s", state);
+    for (;;) {
+        if (stat(path, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                amity_log_error("state: %s cannot be created: %s is not a directory", state,
+                                path);
+                return AMITY_EINVAL;
+            }
+            if (access(path, W_OK | X_OK) != 0) {
+                amity_log_errno("state: %s cannot be %s: %s", state,
+                                strcmp(path, state) == 0 ? "written" : "created", path);
+                return AMITY_EINVAL;
+            }
+            return 0;
+        }
+        if (errno != ENOENT) {
+            amity_log_errno("state: %s cannot be created: %s", state, path);
+            return AMITY_EINVAL;
+        }
+        char *slash = strrchr(path, '/');
+        if (!slash) {
+            (void)snprintf(path, sizeof path, ".");
+        } else if (slash == path) {
+            path[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+    }
+}
+
+int
+aggregate_config_check(const aggregate_config_t *cfg)
+{
+    AMITY_ASSERT(cfg);
+    char ep[4][S_EP_MAX];
+    char state[4096];
+    int rc = s_check_options(cfg, ep);
+    if (rc == 0) {
+        rc = s_state_dir(cfg, state, sizeof state);
+    }
+    if (rc == 0) {
+        rc = s_check_state(state);
+    }
+    if (rc == 0 && cfg->key && cfg->key[0]) {
+        amity_keypair_t own;
+        if (amity_keypair_load(cfg->key, &own) < 0 || !own.secret_txt[0]) {
+            amity_log_error("key: %s is not a secret certificate (the NAME_secret file "
+                            "amity-keygen wrote)",
+                            cfg->key);
+            rc = AMITY_EINVAL;
+        }
+        memset(&own, 0, sizeof own);
+    }
+    if (rc == 0 && cfg->peers_dir && cfg->peers_dir[0]) {
+        rc = amity_auth_check_dir(cfg->peers_dir, NULL);
+        if (rc != 0) {
+            amity_log_error("peers-dir: cannot load the services' certificates from %s",
+                            cfg->peers_dir);
+        }
+    }
+    return rc == 0 ? 0 : AMITY_EINVAL;
 }
 
 /*  Second stop signal: exit at once (installed after the first). */
@@ -226,7 +304,6 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
     AMITY_ASSERT(out && ctx && cfg);
     *out = NULL;
     int rc = AMITY_EINVAL;
-    const char *bind = cfg->bind ? cfg->bind : "";
     aggregate_t *self = calloc(1, sizeof *self);
     if (!self) {
         return AMITY_ENOMEM;
@@ -239,47 +316,13 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
     amity_keypair_t own;
     memset(&own, 0, sizeof own);
     bool key = cfg->key && cfg->key[0];
-    bool peers = cfg->peers_dir && cfg->peers_dir[0];
-    if (key != peers) {
-        amity_log_error("%s: set --key and --peers-dir together (the shard's secret "
-                        "certificate and the directory of the services' public ones)",
-                        key ? "key" : "peers-dir");
-        goto fail;
-    }
-
-    if (cfg->index < 0 || cfg->batch < 1 || cfg->batch_ms < 0 || cfg->map_size < 0) {
-        amity_log_error("index, batch, batch-ms, map-size: out of range");
+    char state[4096];
+    if (s_check_options(cfg, self->ep) != 0 || s_state_dir(cfg, state, sizeof state) != 0) {
         goto fail;
     }
     self->index = (uint64_t)cfg->index;
     self->batch_max = (size_t)cfg->batch;
     self->batch_ms = cfg->batch_ms;
-    for (int k = 0; k < 4; k++) {
-        if (aggregate_endpoint(bind, k, self->ep[k], sizeof self->ep[k]) < 0) {
-            amity_log_error("bind: '%s' is not a shard base endpoint (tcp://HOST:PORT, "
-                            "PORT+3 <= 65535; IPv6 as [ADDR])",
-                            bind);
-            goto fail;
-        }
-        if (!key && !amity_endpoint_is_loopback(self->ep[k])) {
-            amity_log_error("bind: %s is not loopback; set --key and --peers-dir to serve "
-                            "ingest, validate and notify across machines",
-                            bind);
-            goto fail;
-        }
-    }
-
-    char state[4096];
-    if (cfg->state && cfg->state[0]) {
-        if (strlen(cfg->state) >= sizeof state) {
-            amity_log_error("state: path too long");
-            goto fail;
-        }
-        (void)snprintf(state, sizeof state, "%s", cfg->state);
-    } else {
-        (void)snprintf(state, sizeof state, "./amity-state/shard-%llu",
-                       (unsigned long long)self->index);
-    }
 
     rc = AMITY_ENOMEM;
     self->pending = calloc(self->batch_max, sizeof *self->pending);
@@ -780,6 +823,46 @@ s_reply_error(aggregate_t *self, const amity_frame_t *env, int n_env, uint64_t r
     (void)s_send_reply(self, env, n_env, &m);
 }
 
+/*  A rejreq: one page of the kept rejections (office "\0" prefix when
+ *  given, after the key `after`) from one read transaction, as `rejects`
+ *  {req, shard, more, next, items}; notify asks for the next page. */
+static void
+s_serve_rejects(aggregate_t *self, const amity_frame_t *env, int n_env, const amity_msg_t *q)
+{
+    const aggregate_rejects_page_t *page = NULL;
+    const char *office = (const char *)q->office.ptr;
+    size_t office_len = q->office.ptr ? q->office.len : 0;
+    int rc = aggregate_db_rejects(self->db, office_len ? office : "", office_len, q->after.ptr,
+                                  q->after.ptr ? q->after.len : 0, (size_t)q->limit, &page);
+    if (rc < 0) {
+        self->stats.snap_errors++;
+        amity_log_warn_rl(10, "rejects: req=%llu refused: %s", (unsigned long long)q->req,
+                          amity_strerror(rc));
+        s_reply_error(self, env, n_env, q->req,
+                      rc == AMITY_EINVAL ? "office: not a valid office id"
+                                         : "rejects: reading the kept rejections failed; retry");
+        if (rc == AMITY_EIO) {
+            self->failed = true; /* a read transaction failing: the store is unusable */
+        }
+        return;
+    }
+    amity_msg_t m;
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_REJECTS;
+    m.req = q->req;
+    m.shard = self->index;
+    m.has_shard = true;
+    m.more = page->more;
+    m.next = page->next;
+    m.n_rejects = page->n_items;
+    m.rejects = page->items;
+    if (s_send_reply(self, env, n_env, &m) == 0) {
+        amity_log_debug("rejects served req=%llu office=%.*s items=%zu more=%d",
+                        (unsigned long long)q->req, (int)office_len, office_len ? office : "",
+                        page->n_items, (int)page->more);
+    }
+}
+
 /*  Serves one snapshot request, if one waits. Returns 1 when one was
  *  handled, 0 when none waited, negative on a socket failure. */
 static int
@@ -813,6 +896,10 @@ s_serve_one(aggregate_t *self)
         self->stats.snap_errors++;
         amity_log_warn_rl(10, "snapshot: malformed request: %s", why);
         s_reply_error(self, f, n_env, 0, why);
+        goto out;
+    }
+    if (m.type == AMITY_MSG_REJREQ) {
+        s_serve_rejects(self, f, n_env, &m);
         goto out;
     }
     if (m.type != AMITY_MSG_SNAPREQ) {
@@ -904,9 +991,12 @@ s_process_auth(aggregate_t *self)
 }
 
 static long
-s_timeout(const aggregate_t *self, int64_t now)
+s_timeout(const aggregate_t *self, int64_t now, int64_t ping_due)
 {
     int64_t t = self->next_stats_ms - now;
+    if (ping_due - now < t) {
+        t = ping_due - now;
+    }
     int64_t hb = self->last_totals_ms + S_HEARTBEAT_MS - now;
     if (hb < t) {
         t = hb;
@@ -929,12 +1019,11 @@ aggregate_run(aggregate_t *self)
     self->next_stats_ms = now + S_STATS_MS;
     /* announce the current seq at once: notify learns it without waiting */
     s_publish_totals(self, aggregate_db_seq(self->db), NULL, 0);
-#ifdef AMITY_HAVE_SYSTEMD
-    sd_notify(0, "READY=1");
-#endif
+    (void)amity_daemon_ready("counting records");
     while (!self->stopping && !self->failed) {
         now = amity_clock_mono_ms();
-        if (zmq_poll(self->poll, self->n_poll, s_timeout(self, now)) < 0) {
+        int64_t ping_due = amity_daemon_watchdog(now); /* pings when due */
+        if (zmq_poll(self->poll, self->n_poll, s_timeout(self, now, ping_due)) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -1001,9 +1090,7 @@ aggregate_run(aggregate_t *self)
     if (self->failed) {
         rc = AMITY_EIO;
     }
-#ifdef AMITY_HAVE_SYSTEMD
-    sd_notify(0, "STOPPING=1");
-#endif
+    (void)amity_daemon_stopping();
     s_log_stats(self, " final");
     return rc;
 }

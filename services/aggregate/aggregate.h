@@ -26,11 +26,14 @@ typedef struct {
     char *log_level;  /**< error|warn|info|debug */
 } aggregate_config_t;
 
-/*  The shard's endpoint number k (0 apply, 1 verdicts, 2 totals,
- *  3 snapshots) from its base "tcp://HOST:PORT": "tcp://HOST:PORT+k".
- *  IPv6 hosts are bracketed ("tcp://[::1]:7710"). Returns 0, AMITY_EINVAL
- *  (not tcp://HOST:PORT, port out of range) or AMITY_EFULL (out too small). */
-int aggregate_endpoint(const char *base, int k, char *out, size_t out_len);
+/*  Checks cfg without opening anything (--check-config, and every start):
+ *  key and peers-dir together, the ranges, the four endpoints derived from
+ *  bind (amity_endpoint_offset +0..+3), bind loopback unless keys are set,
+ *  the key (a secret certificate), the certificates in peers-dir, and the
+ *  state directory (a writable directory, or creatable: its nearest
+ *  existing ancestor is one). Logs what is wrong, naming the option.
+ *  Returns 0 or AMITY_EINVAL. */
+int aggregate_config_check(const aggregate_config_t *cfg);
 
 /*  Opens the store, creates and binds the four sockets in ctx (borrowed)
  *  and polls sfd (from amity_signals_open, borrowed). With key and

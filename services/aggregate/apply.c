@@ -28,6 +28,20 @@ typedef struct {
     int64_t delta; /* coalesced change of this batch */
 } s_acc_t;
 
+/*  Where one rejects item's bytes sit in the page's byte buffer. */
+typedef struct {
+    size_t office, id, why, rec; /* offsets */
+} s_rej_off_t;
+
+/*  Memory of the last rejects page, reused. */
+typedef struct {
+    amity_reject_item_t items[AMITY_REJECTS_MAX]; /* the page's items (views fixed up at the end) */
+    s_rej_off_t off[AMITY_REJECTS_MAX];           /* their bytes' offsets while the page grows */
+    amity_buf_t bytes;                            /* office, id, why and rec of every item */
+    amity_buf_t next;                             /* key of the last entry scanned */
+    aggregate_rejects_page_t page;                /* what aggregate_db_rejects returns */
+} s_rej_t;
+
 struct aggregate_db {
     amity_store_t *store; /* the shard's LMDB environment */
     uint64_t seq;         /* last committed seq */
@@ -64,6 +78,8 @@ struct aggregate_db {
     size_t *snap_off;      /* offsets of the chunk's keys in snap_keys */
     size_t snap_cap;       /* entries allocated */
     amity_buf_t snap_keys; /* the chunk's key bytes */
+
+    s_rej_t *rej; /* the last rejects page (NULL until the first) */
 };
 
 void
@@ -240,6 +256,11 @@ aggregate_db_destroy(aggregate_db_t **self_p)
     free(self->kv);
     free(self->snap_kv);
     free(self->snap_off);
+    if (self->rej) {
+        amity_buf_clear(&self->rej->bytes);
+        amity_buf_clear(&self->rej->next);
+        free(self->rej);
+    }
     amity_buf_clear(&self->text);
     amity_buf_clear(&self->old);
     amity_buf_clear(&self->val);
@@ -855,4 +876,179 @@ aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_le
         .arg = arg,
     };
     return amity_store_view(self->store, s_txn_snapshot, &s);
+}
+
+/*  Rejects page scan state. */
+typedef struct {
+    s_rej_t *rej;         /* the page being filled */
+    const uint8_t *prefix; /* office "\0", or NULL for every office */
+    size_t prefix_len;     /* its bytes */
+    const void *after;     /* resume after this key (NULL: from the first) */
+    size_t after_len;      /* its bytes */
+    size_t limit;          /* entries to scan at most */
+    size_t n_scanned;      /* entries scanned (items plus skipped ones) */
+    amity_fields_t f;      /* the decoded value of the current entry */
+} s_rej_scan_t;
+
+/*  Appends n bytes to the page, returning their offset in *off. */
+static int
+s_rej_put(s_rej_t *rej, const void *p, size_t n, size_t *off)
+{
+    *off = rej->bytes.len;
+    return n > 0 ? amity_buf_append(&rej->bytes, p, n) : 0;
+}
+
+static int
+s_rej_entry(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    s_rej_scan_t *s = arg;
+    s_rej_t *rej = s->rej;
+    amity_reject_item_t *it = &rej->items[rej->page.n_items];
+    s_rej_off_t *off = &rej->off[rej->page.n_items];
+    amity_view_t id = { NULL, 0 }, why = { NULL, 0 }, rec = { NULL, 0 };
+    uint64_t v = 0;
+    bool have_ts = false;
+    char dwhy[96];
+
+    if (s->n_scanned == s->limit || rej->bytes.len >= AGGREGATE_REJECTS_PAGE_BYTES) {
+        rej->page.more = true; /* this entry is the first of the next page */
+        return 1;
+    }
+    s->n_scanned++;
+    /* the next page resumes after this key, whatever its value holds */
+    if (amity_buf_set(&rej->next, key, key_len) < 0) {
+        return AMITY_ENOMEM;
+    }
+    const uint8_t *nul = memchr(key, '\0', key_len);
+    if (!nul || key_len != (size_t)(nul - (const uint8_t *)key) + 1 + 8 + 4) {
+        amity_log_warn_rl(10, "state: a rejects key of %zu bytes has no office \"\\0\" time "
+                          "counter form; skipped", key_len);
+        return 0;
+    }
+    if (amity_fields_decode(val, val_len, &s->f, dwhy, sizeof dwhy) < 0) {
+        amity_log_warn_rl(10, "state: a rejects value does not decode (%s); skipped", dwhy);
+        return 0;
+    }
+    it->ts = aggregate_be64_get(nul + 1);
+    for (size_t i = 0; i < s->f.n_fields; i++) {
+        const amity_field_t *x = &s->f.fields[i];
+        amity_view_t sv = { (const uint8_t *)x->val.as.s.ptr, x->val.as.s.len };
+        if (x->name_len == 1 && x->name[0] == 'v' && x->val.type == AMITY_VAL_UINT) {
+            v = x->val.as.u;
+        } else if (x->name_len == 2 && memcmp(x->name, "id", 2) == 0 &&
+                   x->val.type == AMITY_VAL_STR) {
+            id = sv;
+        } else if (x->name_len == 3 && memcmp(x->name, "why", 3) == 0 &&
+                   x->val.type == AMITY_VAL_STR) {
+            why = sv;
+        } else if (x->name_len == 2 && memcmp(x->name, "ts", 2) == 0 &&
+                   x->val.type == AMITY_VAL_UINT) {
+            it->ts = x->val.as.u;
+            have_ts = true;
+        } else if (x->name_len == 3 && memcmp(x->name, "rec", 3) == 0 &&
+                   x->val.type == AMITY_VAL_BIN) {
+            rec = sv;
+        }
+    }
+    if (v != 1 || !have_ts || !why.ptr || !rec.ptr || id.len > AMITY_STR_MAX ||
+        why.len > AMITY_STR_MAX) {
+        amity_log_warn_rl(10, "state: a rejects value lacks v 1, id, why, ts or rec; skipped");
+        return 0;
+    }
+    /* views into the value end with the scan: copy, and fix the views up
+     * once the page's bytes stop moving */
+    size_t office_len = (size_t)(nul - (const uint8_t *)key);
+    it->office.len = office_len;
+    it->id.len = id.len;
+    it->why.len = why.len;
+    it->rec.len = rec.len > AMITY_REJECT_REC_MAX ? AMITY_REJECT_REC_MAX : rec.len;
+    if (s_rej_put(rej, key, office_len, &off->office) < 0 ||
+        s_rej_put(rej, id.ptr, id.len, &off->id) < 0 ||
+        s_rej_put(rej, why.ptr, why.len, &off->why) < 0 ||
+        s_rej_put(rej, rec.ptr, it->rec.len, &off->rec) < 0) {
+        return AMITY_ENOMEM;
+    }
+    rej->page.n_items++;
+    return 0;
+}
+
+static int
+s_txn_rejects(amity_txn_t *txn, void *arg)
+{
+    s_rej_scan_t *s = arg;
+    /* amity_store_view never re-runs fn, but start clean all the same */
+    amity_buf_reset(&s->rej->bytes);
+    amity_buf_reset(&s->rej->next);
+    s->rej->page.n_items = 0;
+    s->rej->page.more = false;
+    s->n_scanned = 0;
+    return amity_txn_scan(txn, AGGREGATE_DB_REJECTS, s->prefix, s->prefix_len, s->after,
+                          s->after_len, s_rej_entry, s);
+}
+
+/*  A view of len bytes at off in b (never NULL-based arithmetic). */
+static amity_view_t
+s_rej_view(const amity_buf_t *b, size_t off, size_t len)
+{
+    amity_view_t v = { (const uint8_t *)"", 0 };
+    if (len > 0) {
+        v.ptr = b->data + off;
+        v.len = len;
+    }
+    return v;
+}
+
+int
+aggregate_db_rejects(aggregate_db_t *self, const char *office, size_t office_len,
+                     const void *after, size_t after_len, size_t limit,
+                     const aggregate_rejects_page_t **out)
+{
+    AMITY_ASSERT(self && out && (office || office_len == 0) && (after || after_len == 0));
+    *out = NULL;
+    uint8_t prefix[AMITY_OFFICE_MAX + 1];
+    if (office_len > 0 && (office_len > AMITY_OFFICE_MAX || !amity_office_valid(office, office_len))) {
+        return AMITY_EINVAL;
+    }
+    if (!self->rej) {
+        self->rej = calloc(1, sizeof *self->rej);
+        if (!self->rej) {
+            return AMITY_ENOMEM;
+        }
+        amity_buf_init(&self->rej->bytes);
+        amity_buf_init(&self->rej->next);
+    }
+    s_rej_t *rej = self->rej;
+    s_rej_scan_t *s = calloc(1, sizeof *s); /* the field list is large for a stack */
+    if (!s) {
+        return AMITY_ENOMEM;
+    }
+    s->rej = rej;
+    if (office_len > 0) {
+        memcpy(prefix, office, office_len);
+        prefix[office_len] = '\0';
+        s->prefix = prefix;
+        s->prefix_len = office_len + 1;
+    }
+    s->after = after_len > 0 ? after : NULL;
+    s->after_len = after_len;
+    s->limit = (limit == 0 || limit > AMITY_REJECTS_MAX) ? AMITY_REJECTS_MAX : limit;
+    int rc = amity_store_view(self->store, s_txn_rejects, s);
+    free(s);
+    if (rc < 0) {
+        rej->page.n_items = 0;
+        return rc;
+    }
+    for (size_t i = 0; i < rej->page.n_items; i++) {
+        amity_reject_item_t *it = &rej->items[i];
+        const s_rej_off_t *off = &rej->off[i];
+        it->office = s_rej_view(&rej->bytes, off->office, it->office.len);
+        it->id = s_rej_view(&rej->bytes, off->id, it->id.len);
+        it->why = s_rej_view(&rej->bytes, off->why, it->why.len);
+        it->rec = s_rej_view(&rej->bytes, off->rec, it->rec.len);
+    }
+    rej->page.items = rej->items;
+    rej->page.next.ptr = rej->next.len > 0 ? rej->next.data : NULL;
+    rej->page.next.len = rej->next.len;
+    *out = &rej->page;
+    return 0;
 }

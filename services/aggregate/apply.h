@@ -110,6 +110,33 @@ typedef int (*aggregate_chunk_fn)(uint64_t seq, const amity_kv_t *kv, size_t n_k
 int aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_len,
                           size_t chunk_max, aggregate_chunk_fn cb, void *arg);
 
+/*  A page of kept rejections stops growing past this many bytes (at least
+ *  one item): pages travel in one message to notify. */
+#define AGGREGATE_REJECTS_PAGE_BYTES ((size_t)1024 * 1024)
+
+/*  One page of the rejects database, owned by the db and valid until the
+ *  next aggregate_db_rejects call. */
+typedef struct {
+    size_t n_items;              /**< kept rejections in this page */
+    amity_reject_item_t *items;  /**< office, id, why, ts, rec (views into the db's page memory;
+                                      a record longer than AMITY_REJECT_REC_MAX is cut to it) */
+    bool more;                   /**< further rejections follow `next` */
+    amity_view_t next;           /**< key of the last entry scanned, to resume after (ptr NULL
+                                      when the page scanned nothing) */
+} aggregate_rejects_page_t;
+
+/*  Reads one page of the rejects database inside ONE read transaction: the
+ *  entries under office "\0" (every office when office_len is 0) that come
+ *  after the key `after` (from the first when after_len is 0), in key order
+ *  (per office, by time), at most limit entries (0 or more than
+ *  AMITY_REJECTS_MAX: AMITY_REJECTS_MAX) and about
+ *  AGGREGATE_REJECTS_PAGE_BYTES. An entry whose value does not decode is
+ *  skipped (logged) but still moves `next`. Returns 0 with *out set,
+ *  AMITY_EINVAL (office is not a valid office id), AMITY_ENOMEM, AMITY_EIO. */
+int aggregate_db_rejects(aggregate_db_t *self, const char *office, size_t office_len,
+                         const void *after, size_t after_len, size_t limit,
+                         const aggregate_rejects_page_t **out);
+
 /*  Encodes v as 8 bytes big-endian two's complement / decodes them. */
 void aggregate_be64_put(uint8_t out[8], uint64_t v);
 uint64_t aggregate_be64_get(const uint8_t in[8]);

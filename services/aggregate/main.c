@@ -40,6 +40,14 @@ static const amity_opt_t s_opts[] = {
     AMITY_OPT_LOG_LEVEL(aggregate_config_t, log_level),
 };
 
+/* --check-config (and every start): the loopback rule, the keys, the
+ * endpoints and the state directory, without opening or binding anything. */
+static int
+s_check(const void *cfg)
+{
+    return aggregate_config_check(cfg);
+}
+
 static const amity_config_spec_t s_spec = {
     .program = "amity-aggregate",
     .section = "aggregate",
@@ -47,6 +55,7 @@ static const amity_config_spec_t s_spec = {
     .opts = s_opts,
     .n_opts = sizeof s_opts / sizeof s_opts[0],
     .allow_args = false,
+    .check = s_check,
 };
 
 int

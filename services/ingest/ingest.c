@@ -19,11 +19,8 @@
 
 #include <zmq.h>
 
-#ifdef AMITY_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "amity/clock.h"
+#include "amity/daemon.h"
 #include "amity/err.h"
 #include "amity/keys.h"
 #include "amity/log.h"
@@ -41,6 +38,7 @@
 #define OFFICE_REQUIRED "office: required in development mode"
 
 #define POLL_MAX 6 /* signal, ZAP, two monitors, clients, verdicts */
+#define PARTS_MAX 3 /* frames kept of a message: one more than any valid one */
 
 struct ingest_t {
     const char *bind;              /* client ROUTER endpoint (borrowed from opts) */
@@ -110,68 +108,6 @@ s_random_id(char out[INGEST_ID_LEN + 1])
     }
     memcpy(out, "ing-", 5); /* NUL included; the hex overwrites it */
     s_hex(rnd, sizeof rnd, out + 4, INGEST_ID_LEN + 1 - 4);
-}
-
-int
-ingest_endpoint_offset(const char *base, int k, char *out, size_t out_len)
-{
-    const char *host;
-    const char *colon;
-    const char *p;
-    long port = 0;
-    int n;
-
-    if (base == NULL || out == NULL || out_len == 0 || k < 0) {
-        return AMITY_EINVAL;
-    }
-    out[0] = '\0';
-    if (strncmp(base, "ipc://", 6) == 0 || strncmp(base, "inproc://", 9) == 0) {
-        if (strchr(base, ':') + 3 == base + strlen(base)) {
-            return AMITY_EINVAL; /* no path or name */
-        }
-        n = (k == 0) ? snprintf(out, out_len, "%s", base)
-                     : snprintf(out, out_len, "%s-%d", base, k);
-        if (n < 0 || (size_t)n >= out_len) {
-            out[0] = '\0';
-            return AMITY_EINVAL;
-        }
-        return 0;
-    }
-    if (strncmp(base, "tcp://", 6) != 0) {
-        return AMITY_EINVAL;
-    }
-    host = base + 6;
-    if (*host == '[') {
-        const char *close = strchr(host, ']');
-        if (close == NULL || close == host + 1 || close[1] != ':') {
-            return AMITY_EINVAL;
-        }
-        colon = close + 1;
-    } else {
-        colon = strrchr(host, ':');
-        if (colon == NULL || colon == host || memchr(host, ':', (size_t)(colon - host))) {
-            return AMITY_EINVAL; /* an unbracketed IPv6 address is ambiguous */
-        }
-    }
-    p = colon + 1;
-    if (*p == '\0' || strlen(p) > 5) {
-        return AMITY_EINVAL;
-    }
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9') {
-            return AMITY_EINVAL;
-        }
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port + k > 65535) {
-        return AMITY_EINVAL;
-    }
-    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int)(colon - host), host, port + k);
-    if (n < 0 || (size_t)n >= out_len) {
-        out[0] = '\0';
-        return AMITY_EINVAL;
-    }
-    return 0;
 }
 
 void
@@ -323,7 +259,7 @@ ingest_new(ingest_t **out, const ingest_opts_t *opts)
     }
     for (i = 0; i < opts->shards->n; i++) {
         /* the shard binds B+0..B+3: all of them must exist */
-        if (ingest_endpoint_offset(opts->shards->items[i], 3, ep, sizeof ep) != 0) {
+        if (amity_endpoint_offset(opts->shards->items[i], 3, ep, sizeof ep) != 0) {
             amity_log_error("shards: '%s' is not a shard base endpoint (tcp://HOST:PORT with "
                             "PORT+3 <= 65535)",
                             opts->shards->items[i]);
@@ -721,47 +657,6 @@ s_on_signal(ingest_t *self, int fd)
     }
 }
 
-/* Receives one whole message: up to max parts into parts[] (initialised
- * here; the caller closes the first min(*n, max)), the rest discarded.
- * Returns 1 with *n set, 0 when nothing is waiting, -1 on error (errno). */
-static int
-s_recv_parts(void *sock, zmq_msg_t *parts, int max, int *n)
-{
-    zmq_msg_t extra;
-    int more;
-    size_t more_len;
-    int i;
-
-    *n = 0;
-    for (i = 0;; i++) {
-        zmq_msg_t *part = (i < max) ? &parts[i] : &extra;
-        (void)zmq_msg_init(part);
-        if (zmq_msg_recv(part, sock, ZMQ_DONTWAIT) < 0) {
-            int e = errno;
-            (void)zmq_msg_close(part);
-            for (int j = 0; j < i && j < max; j++) {
-                (void)zmq_msg_close(&parts[j]);
-            }
-            errno = e;
-            if (i == 0 && e == EAGAIN) {
-                return 0;
-            }
-            return -1;
-        }
-        more = 0;
-        more_len = sizeof more;
-        (void)zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &more_len);
-        if (part == &extra) {
-            (void)zmq_msg_close(&extra);
-        }
-        if (!more) {
-            break;
-        }
-    }
-    *n = i + 1;
-    return 1;
-}
-
 /* Sends the handler's outputs. Returns 0 or -1 (errno) on a fatal error. */
 static int
 s_send_out(ingest_t *self, const ingest_out_t *out)
@@ -793,58 +688,59 @@ s_send_out(ingest_t *self, const ingest_out_t *out)
 }
 
 /* The office behind a client message: its User-Id (the Z85 public key the
- * ZAP handler admitted) looked up now, so a key removed since is refused.
- * Read from a body part: libzmq 4.3.4's ROUTER leaves the routing id part
- * without metadata when the message was prefetched by zmq_poll. */
+ * ZAP handler admitted) looked up now, so a key removed since is refused. */
 static const amity_peer_t *
-s_peer_of(const ingest_t *self, zmq_msg_t *body)
+s_peer_of(const ingest_t *self, const char *user_id)
 {
-    const char *user_id;
-
     if (self->auth == NULL) {
         return NULL;
     }
-    user_id = zmq_msg_gets(body, "User-Id");
     return amity_auth_peer(self->auth, AMITY_ZAP_CLIENTS, user_id);
 }
 
 /* Drains up to BATCH_MAX messages from the clients ROUTER (clients) or the
- * verdict SUB. Returns 0, -1 on a fatal socket error (errno), AMITY_ENOMEM. */
+ * verdict SUB. A message of too many frames still reaches the handler
+ * (with its frame count) so the client hears why. Returns 0, -1 on a fatal
+ * send error (errno), AMITY_ENOMEM, AMITY_EIO or AMITY_ETERM. */
 static int
 s_drain(ingest_t *self, bool clients)
 {
     void *sock = clients ? self->clients : self->verdicts;
-    int max_parts = clients ? 3 : 2;
-    zmq_msg_t parts[3];
-    const void *frames[3];
-    size_t lens[3];
+    amity_frame_t parts[PARTS_MAX];
+    const void *frames[PARTS_MAX];
+    size_t lens[PARTS_MAX];
+    char user_id[AMITY_KEY_TXT + 8];
+    int n_parts;
     int n;
     int i;
     int got;
     int rc = 0;
 
     for (got = 0; got < BATCH_MAX; got++) {
-        int r = s_recv_parts(sock, parts, max_parts, &n);
-        if (r == 0) {
+        n = amity_sock_recv_head(sock, parts, clients ? PARTS_MAX : PARTS_MAX - 1, &n_parts,
+                                 user_id, sizeof user_id);
+        if (n == 0) {
             break;
         }
-        if (r < 0) {
-            return -1;
+        if (n == AMITY_ENOMEM) {
+            amity_log_warn_rl(10, "%s message dropped why=\"out of memory\"",
+                              clients ? "client" : "verdicts");
+            continue;
         }
-        for (i = 0; i < n && i < max_parts; i++) {
-            frames[i] = zmq_msg_data(&parts[i]);
-            lens[i] = zmq_msg_size(&parts[i]);
+        if (n < 0) {
+            return n;
+        }
+        for (i = 0; i < n; i++) {
+            frames[i] = parts[i].data;
+            lens[i] = parts[i].len;
         }
         if (clients) {
-            /* the routing id part lacks metadata: ask a body part */
-            rc = ingest_handle_client_as(self, n > 1 ? s_peer_of(self, &parts[1]) : NULL, frames,
-                                         lens, n, &self->out);
+            rc = ingest_handle_client_as(self, s_peer_of(self, user_id), frames, lens, n_parts,
+                                         &self->out);
         } else {
-            rc = ingest_handle_verdicts(self, frames, lens, n, &self->out);
+            rc = ingest_handle_verdicts(self, frames, lens, n_parts, &self->out);
         }
-        for (i = 0; i < n && i < max_parts; i++) {
-            (void)zmq_msg_close(&parts[i]);
-        }
+        amity_frames_free(parts, n);
         if (rc != 0) {
             return rc;
         }
@@ -960,7 +856,7 @@ s_open_sockets(ingest_t *self, void *ctx)
             amity_curve_client(self->verdicts, &self->own, self->shard_pub[i].public_txt) != 0) {
             return AMITY_EIO;
         }
-        if (ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep) != 0 ||
+        if (amity_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep) != 0 ||
             amity_sock_connect(self->verdicts, ep) != 0) {
             return AMITY_EIO;
         }
@@ -979,7 +875,7 @@ s_log_ready(const ingest_t *self)
     list[0] = '\0';
     for (i = 0; i < self->shards->n && o < sizeof list; i++) {
         int n;
-        (void)ingest_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep);
+        (void)amity_endpoint_offset(self->shards->items[i], 1, ep, sizeof ep);
         n = snprintf(list + o, sizeof list - o, "%s%s", i ? "," : "", ep);
         if (n < 0) {
             break;
@@ -1060,9 +956,8 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
         return rc;
     }
     s_log_ready(self);
-#ifdef AMITY_HAVE_SYSTEMD
-    (void)sd_notify(0, "READY=1");
-#endif
+    (void)amity_daemon_ready(self->secure ? "taking offices' records (secure mode)"
+                                          : "taking offices' records (development mode)");
 
     /* a negative fd is not polled; leave the slot out rather than rely on that */
     memset(items, 0, sizeof items);
@@ -1096,8 +991,13 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
 
     while (!self->stopping) {
         int64_t now = amity_clock_mono_ms();
-        long timeout = (long)(self->next_stats_ms > now ? self->next_stats_ms - now : 0);
+        int64_t next = amity_daemon_watchdog(now); /* pings when due */
+        long timeout;
 
+        if (next > self->next_stats_ms) {
+            next = self->next_stats_ms;
+        }
+        timeout = (long)(next > now ? next - now : 0);
         if (zmq_poll(items, n_items, timeout) < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1144,12 +1044,12 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
             amity_log_errno("socket failure");
             rc = AMITY_EIO;
         }
+    } else if (rc == AMITY_ETERM) {
+        rc = 0; /* the context was shut down: a stop, not a failure */
     } else if (rc == AMITY_ENOMEM) {
         amity_log_error("out of memory");
     }
-#ifdef AMITY_HAVE_SYSTEMD
-    (void)sd_notify(0, "STOPPING=1");
-#endif
+    (void)amity_daemon_stopping();
     s_log_stats(self, " final");
     s_close_sockets(self);
     return rc;

@@ -113,11 +113,4 @@ int ingest_handle_client(ingest_t *self, const void *const *frames, const size_t
 int ingest_handle_verdicts(ingest_t *self, const void *const *frames, const size_t *lens,
                            int n_frames, ingest_out_t *out);
 
-/*  Writes the endpoint k ports above base into out: "tcp://HOST:PORT" gives
- *  "tcp://HOST:PORT+k" (IPv6 hosts in brackets kept); ipc:// and inproc://
- *  bases give base itself for k = 0 and base "-k" otherwise. Returns 0, or
- *  AMITY_EINVAL when base is malformed, the port leaves 1..65535 or out is
- *  too short. */
-int ingest_endpoint_offset(const char *base, int k, char *out, size_t out_len);
-
 #endif

@@ -164,6 +164,19 @@ notify_core_client_error(notify_core_t *self, const uint8_t *rid, size_t rid_len
     return s_reply_error(self, rid, rid_len, req, why);
 }
 
+int
+notify_core_client_malformed(notify_core_t *self, const uint8_t *rid, size_t rid_len,
+                             const uint8_t *body, size_t body_len, const char *why)
+{
+    uint64_t req = 0;
+
+    AMITY_ASSERT(self && why);
+    /* the request's own req even when another field is wrong, so the client
+     * can tell which of its requests was refused */
+    (void)amity_msg_peek_req(body, body_len, &req);
+    return notify_core_client_error(self, rid, rid_len, req, why);
+}
+
 static int
 s_entry_cmp(const void *a, const void *b)
 {
@@ -388,9 +401,7 @@ notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const ui
         (void)notify_subs_remove(self->subs, rid, rid_len);
         return 0;
     default:
-        (void)snprintf(why, sizeof(why),
-                       "unexpected message type '%s' (notify takes query, "
-                       "sub, ping, unsub)",
+        (void)snprintf(why, sizeof(why), "t: notify takes query, sub, ping or unsub, not %s",
                        amity_msg_type_name(m->type));
         amity_log_warn_rl(10, "client: %s", why);
         return notify_core_client_error(self, rid, rid_len, m->req, why);

@@ -83,6 +83,13 @@ int notify_core_revalidate(notify_core_t *self, notify_peer_fn lookup, void *arg
 int notify_core_client_error(notify_core_t *self, const uint8_t *rid, size_t rid_len, uint64_t req,
                              const char *why);
 
+/*  Replies `error` to an undecodable request body: why is the decoder's
+ *  reason, sent as is ("prefix: missing"), and req the body's own `req`
+ *  when it has one (amity_msg_peek_req), whatever else is wrong with it.
+ *  Counts a bad client message. Returns 0 or AMITY_ENOMEM. */
+int notify_core_client_malformed(notify_core_t *self, const uint8_t *rid, size_t rid_len,
+                                 const uint8_t *body, size_t body_len, const char *why);
+
 /*  Timers: shard silence and snapreq retries, subscriber expiry. */
 int notify_core_tick(notify_core_t *self, int64_t now_ms);
 

@@ -592,7 +592,7 @@ static int
 s_drain_clients(notify_t *self)
 {
     amity_frame_t frames[S_FRAMES_MAX];
-    char why[160], dwhy[128], user_id[AMITY_KEY_TXT + 8];
+    char why[AMITY_WHY_MAX], user_id[AMITY_KEY_TXT + 8];
     const amity_peer_t *peer;
     int n, i, rc = 0;
     amity_msg_t m;
@@ -617,8 +617,7 @@ s_drain_clients(notify_t *self)
             return n == AMITY_ETERM ? 0 : n;
         }
         if (n != 2) {
-            (void)snprintf(why, sizeof(why), "expected 1 frame after the routing id, got %d",
-                           n - 1);
+            (void)snprintf(why, sizeof(why), "message: expected 1 frame, got %d", n - 1);
             amity_log_warn_rl(10, "client: %s", why);
             rc = s_check(
                 self, notify_core_client_error(self->core, frames[0].data, frames[0].len, 0, why));
@@ -626,11 +625,12 @@ s_drain_clients(notify_t *self)
             continue;
         }
         amity_msg_init(&m);
-        if (amity_msg_decode(frames[1].data, frames[1].len, &m, dwhy, sizeof(dwhy)) != 0) {
-            (void)snprintf(why, sizeof(why), "malformed message: %s", dwhy);
-            amity_log_warn_rl(10, "client: %s", why);
-            rc = s_check(
-                self, notify_core_client_error(self->core, frames[0].data, frames[0].len, 0, why));
+        if (amity_msg_decode(frames[1].data, frames[1].len, &m, why, sizeof(why)) != 0) {
+            /* the decoder's reason goes out as is: it starts with the field */
+            amity_log_warn_rl(10, "client: malformed message: %s", why);
+            rc = s_check(self, notify_core_client_malformed(self->core, frames[0].data,
+                                                            frames[0].len, frames[1].data,
+                                                            frames[1].len, why));
         } else {
             /* the key's certificate now, so a key removed since is refused */
             peer = self->auth ? amity_auth_peer(self->auth, AMITY_ZAP_CLIENTS, user_id) : NULL;

@@ -18,12 +18,9 @@
 
 #include <zmq.h>
 
-#ifdef AMITY_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "amity/auth.h"
 #include "amity/clock.h"
+#include "amity/daemon.h"
 #include "amity/err.h"
 #include "amity/keys.h"
 #include "amity/log.h"
@@ -105,70 +102,6 @@ validate_why_name(validate_why_t w)
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
-
-/* The endpoint k ports above a shard base (same rules as ingest's
- * ingest_endpoint_offset; sock.h has no such helper). */
-static int
-s_endpoint_offset(const char *base, int k, char *out, size_t out_len)
-{
-    const char *host;
-    const char *colon;
-    const char *p;
-    long port = 0;
-    int n;
-
-    if (base == NULL || out == NULL || out_len == 0 || k < 0) {
-        return AMITY_EINVAL;
-    }
-    out[0] = '\0';
-    if (strncmp(base, "ipc://", 6) == 0 || strncmp(base, "inproc://", 9) == 0) {
-        if (strchr(base, ':') + 3 == base + strlen(base)) {
-            return AMITY_EINVAL;
-        }
-        n = (k == 0) ? snprintf(out, out_len, "%s", base)
-                     : snprintf(out, out_len, "%s-%d", base, k);
-        if (n < 0 || (size_t)n >= out_len) {
-            out[0] = '\0';
-            return AMITY_EINVAL;
-        }
-        return 0;
-    }
-    if (strncmp(base, "tcp://", 6) != 0) {
-        return AMITY_EINVAL;
-    }
-    host = base + 6;
-    if (*host == '[') {
-        const char *close = strchr(host, ']');
-        if (close == NULL || close == host + 1 || close[1] != ':') {
-            return AMITY_EINVAL;
-        }
-        colon = close + 1;
-    } else {
-        colon = strrchr(host, ':');
-        if (colon == NULL || colon == host || memchr(host, ':', (size_t)(colon - host))) {
-            return AMITY_EINVAL;
-        }
-    }
-    p = colon + 1;
-    if (*p == '\0' || strlen(p) > 5) {
-        return AMITY_EINVAL;
-    }
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9') {
-            return AMITY_EINVAL;
-        }
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port + k > 65535) {
-        return AMITY_EINVAL;
-    }
-    n = snprintf(out, out_len, "tcp://%.*s:%ld", (int)(colon - host), host, port + k);
-    if (n < 0 || (size_t)n >= out_len) {
-        out[0] = '\0';
-        return AMITY_EINVAL;
-    }
-    return 0;
-}
 
 static validate_why_t
 s_why_field(const char *why)
@@ -395,7 +328,7 @@ validate_new(validate_t **out, const validate_opts_t *opts)
         return AMITY_EINVAL;
     }
     for (i = 0; i < opts->shards->n; i++) {
-        if (s_endpoint_offset(opts->shards->items[i], 3, ep, sizeof ep) != 0) {
+        if (amity_endpoint_offset(opts->shards->items[i], 3, ep, sizeof ep) != 0) {
             amity_log_error("shards: '%s' is not a shard base endpoint (tcp://HOST:PORT with "
                             "PORT+3 <= 65535)",
                             opts->shards->items[i]);
@@ -428,7 +361,7 @@ validate_new(validate_t **out, const validate_opts_t *opts)
     for (i = 0; i < self->n_shards; i++) {
         shard_t *sh = &self->shards[i];
         size_t q;
-        (void)s_endpoint_offset(opts->shards->items[i], 0, sh->endpoint, sizeof sh->endpoint);
+        (void)amity_endpoint_offset(opts->shards->items[i], 0, sh->endpoint, sizeof sh->endpoint);
         amity_buf_init(&sh->scratch);
         amity_buf_init(&sh->apply);
         for (q = 0; q < VALIDATE_OUTBOX_MAX; q++) {
@@ -1029,9 +962,7 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
         return rc;
     }
     s_log_ready(self);
-#ifdef AMITY_HAVE_SYSTEMD
-    (void)sd_notify(0, "READY=1");
-#endif
+    (void)amity_daemon_ready("checking records");
 
     /* items[0] signal fd, items[1] work, items[2 + s] shard s */
     memset(items, 0, (2 + (size_t)self->n_shards) * sizeof *items);
@@ -1047,7 +978,13 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
 
     while (!self->stopping) {
         int64_t now = amity_clock_mono_ms();
-        long timeout = (long)(self->next_stats_ms > now ? self->next_stats_ms - now : 0);
+        int64_t next = amity_daemon_watchdog(now); /* pings when due */
+        long timeout;
+
+        if (next > self->next_stats_ms) {
+            next = self->next_stats_ms;
+        }
+        timeout = (long)(next > now ? next - now : 0);
 
         /* read work only while every shard can take what it produces */
         items[1].events = s_outbox_full(self) ? 0 : ZMQ_POLLIN;
@@ -1104,9 +1041,7 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
     } else if (rc == AMITY_ENOMEM) {
         amity_log_error("out of memory");
     }
-#ifdef AMITY_HAVE_SYSTEMD
-    (void)sd_notify(0, "STOPPING=1");
-#endif
+    (void)amity_daemon_stopping();
     s_drop_queued(self);
     s_log_stats(self, " final");
     s_close_sockets(self);

@@ -701,46 +701,6 @@ test_ingest_key_options(void **state)
 }
 
 static void
-test_ingest_endpoint_offset(void **state)
-{
-    char ep[64];
-
-    (void)state;
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:7710", 1, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://127.0.0.1:7711");
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:7710", 0, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://127.0.0.1:7710");
-    assert_int_equal(ingest_endpoint_offset("tcp://[::1]:7720", 3, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://[::1]:7723");
-    assert_int_equal(ingest_endpoint_offset("tcp://[fe80::1%eth0]:9", 1, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://[fe80::1%eth0]:10");
-    assert_int_equal(ingest_endpoint_offset("tcp://shard-a.example:65532", 3, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://shard-a.example:65535");
-    assert_int_equal(ingest_endpoint_offset("ipc:///run/amity/shard0", 1, ep, sizeof ep), 0);
-    assert_string_equal(ep, "ipc:///run/amity/shard0-1");
-    assert_int_equal(ingest_endpoint_offset("inproc://s0", 0, ep, sizeof ep), 0);
-    assert_string_equal(ep, "inproc://s0");
-
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:65533", 3, ep, sizeof ep),
-                     AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:77a0", 1, ep, sizeof ep),
-                     AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:0", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:123456", 1, ep, sizeof ep),
-                     AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://::1:7710", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://[::1:7710", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://[]:7710", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://:7710", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("udp://127.0.0.1:7710", 1, ep, sizeof ep),
-                     AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("ipc://", 1, ep, sizeof ep), AMITY_EINVAL);
-    assert_int_equal(ingest_endpoint_offset("tcp://127.0.0.1:7710", 1, ep, 10), AMITY_EINVAL);
-}
-
-static void
 test_ingest_refuses_non_loopback(void **state)
 {
     fixture_t *fx = *state;
@@ -959,7 +919,6 @@ main(void)
                                         s_secure_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_development_ignores_peer, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_key_options, s_secure_setup, s_secure_teardown),
-        cmocka_unit_test(test_ingest_endpoint_offset),
         cmocka_unit_test_setup_teardown(test_ingest_refuses_non_loopback, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ingest_loop_over_inproc, s_setup, s_teardown),
     };

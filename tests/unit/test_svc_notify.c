@@ -1244,6 +1244,89 @@ test_notify_config_check(void **state)
     assert_non_null(strstr(why, "shards"));
 }
 
+/*  Decodes body as the daemon does and, as it does on failure, hands it to
+ *  notify_core_client_malformed; returns the error reply sent to "E". */
+static const amity_msg_t *
+s_malformed(s_cfx_t *f, const uint8_t *body, size_t len)
+{
+    char why[AMITY_WHY_MAX];
+    amity_msg_t m;
+
+    amity_msg_init(&m);
+    assert_int_not_equal(amity_msg_decode(body, len, &m, why, sizeof(why)), 0);
+    assert_int_equal(notify_core_client_malformed(f->core, (const uint8_t *)"E", 1, body, len, why),
+                     0);
+    s_cfx_forget(f);
+    s_pump(f);
+    assert_int_equal(f->n, 1);
+    return s_get(f, 0, "E");
+}
+
+/*  error echoes the refused request's req even when another field is
+ *  wrong, and its reason is the decoder's, starting with the field
+ *  (PROTOCOL.md 2.4, 3.14). */
+static void
+test_notify_core_malformed_echoes_req(void **state)
+{
+    s_cfx_t *f = *state;
+    /* {"v": 1, "t": "query", "req": 77}: no prefix */
+    static const uint8_t no_prefix[] = { 0x83, 0xa1, 'v',  0x01, 0xa1, 't', 0xa5, 'q', 'u',
+                                         'e',  'r',  'y',  0xa3, 'r',  'e', 'q',  0x4d };
+    /* {"v": 2, "t": "query", "req": 5, "prefix": ""} */
+    static const uint8_t v2[] = { 0x84, 0xa1, 'v', 0x02, 0xa1, 't', 0xa5, 'q', 'u', 'e', 'r',
+                                  'y',  0xa3, 'r', 'e',  'q',  0x05, 0xa6, 'p', 'r', 'e', 'f',
+                                  'i',  'x',  0xa0 };
+    /* {"v": 1, "t": "query", "req": "7", "prefix": ""}: req is no uint */
+    static const uint8_t str_req[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q', 'u',
+                                       'e',  'r',  'y', 0xa3, 'r',  'e', 'q', 0xa1, '7',
+                                       0xa6, 'p',  'r', 'e',  'f',  'i', 'x', 0xa0 };
+    /* {"v": 1, "t": "query", "req": 9, "req": 9}: which req? none */
+    static const uint8_t twice[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q', 'u', 'e', 'r',
+                                     'y',  0xa3, 'r', 'e',  'q',  0x09, 0xa3, 'r', 'e', 'q', 0x09 };
+    /* {"v": 1, "t": "sub", "req": 78, "prefixes": ["" x 65]} */
+    static const uint8_t sub_head[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa3, 's', 'u', 'b',
+                                        0xa3, 'r',  'e', 'q',  0x4e, 0xa8, 'p', 'r', 'e', 'f',
+                                        'i',  'x',  'e', 's',  0xdc, 0x00, 0x41 };
+    uint8_t sub[128], trailing[sizeof(no_prefix) + 1];
+    const amity_msg_t *r;
+    size_t n = 0, i;
+
+    r = s_malformed(f, no_prefix, sizeof(no_prefix));
+    assert_int_equal(r->type, AMITY_MSG_ERROR);
+    assert_int_equal(r->req, 77);
+    assert_int_equal(r->why.len, strlen("prefix: missing"));
+    assert_memory_equal(r->why.ptr, "prefix: missing", r->why.len);
+
+    memcpy(sub, sub_head, sizeof(sub_head));
+    n = sizeof(sub_head);
+    for (i = 0; i < 65 && n < sizeof(sub); i++) {
+        sub[n++] = 0xa0;
+    }
+    assert_int_equal(i, 65);
+    r = s_malformed(f, sub, n);
+    assert_int_equal(r->req, 78);
+    assert_int_equal(r->why.len, strlen("prefixes: 65 prefixes exceed the limit of 64"));
+    assert_memory_equal(r->why.ptr, "prefixes: 65 prefixes exceed the limit of 64", r->why.len);
+
+    r = s_malformed(f, v2, sizeof(v2));
+    assert_int_equal(r->req, 5);
+    assert_true(r->why.len > 3 && memcmp(r->why.ptr, "v: ", 3) == 0);
+
+    /* no usable req: error without one (req 0 is "absent" on the wire) */
+    r = s_malformed(f, str_req, sizeof(str_req));
+    assert_int_equal(r->req, 0);
+    assert_true(r->why.len > 5 && memcmp(r->why.ptr, "req: ", 5) == 0);
+    r = s_malformed(f, twice, sizeof(twice));
+    assert_int_equal(r->req, 0);
+    memcpy(trailing, no_prefix, sizeof(no_prefix));
+    trailing[sizeof(no_prefix)] = 0x00;
+    r = s_malformed(f, trailing, sizeof(trailing));
+    assert_int_equal(r->req, 0);
+    assert_true(r->why.len > 9 && memcmp(r->why.ptr, "message: ", 9) == 0);
+    assert_int_equal(notify_core_stats(f->core)->n_bad_client, 6);
+    s_cfx_forget(f);
+}
+
 int
 main(void)
 {
@@ -1293,6 +1376,8 @@ main(void)
         cmocka_unit_test(test_notify_prefix_match),
         cmocka_unit_test(test_notify_endpoint_offset),
         cmocka_unit_test(test_notify_config_check),
+        cmocka_unit_test_setup_teardown(test_notify_core_malformed_echoes_req, s_cfx_setup,
+                                        s_cfx_teardown),
     };
 
     return cmocka_run_group_tests_name("svc_notify", tests, NULL, NULL);

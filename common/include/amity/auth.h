@@ -53,6 +53,12 @@ int amity_auth_new(amity_auth_t **out, void *ctx);
  *  AMITY_ZAP_SERVICES). Returns 0 or AMITY_EINVAL (directory unreadable,
  *  a malformed certificate, a key twice: logged with its path). */
 int amity_auth_load(amity_auth_t *self, const char *domain, const char *certs_dir);
+
+/*  Reads every certificate in certs_dir as amity_auth_load would, keeping
+ *  none and needing no handler: for --check-config. *n_out (may be NULL)
+ *  receives how many there are. Returns 0, AMITY_EINVAL (logged with the
+ *  path, as amity_auth_load) or AMITY_ENOMEM. */
+int amity_auth_check_dir(const char *certs_dir, size_t *n_out);
 void amity_auth_destroy(amity_auth_t **self_p);
 
 /*  The ZAP socket to poll for ZMQ_POLLIN. */

@@ -26,6 +26,8 @@
 #define AMITY_KV_MAX        65536   /**< totals in one message */
 #define AMITY_PREFIXES_MAX  64      /**< prefixes in one subscription */
 #define AMITY_STR_MAX       4096    /**< bytes in any envelope string (not records) */
+#define AMITY_REJECTS_MAX   1000    /**< items in one rejects message; largest rejreq limit */
+#define AMITY_REJECT_REC_MAX 65536  /**< bytes of a kept record in a rejects item */
 
 /*  A borrowed byte range, NOT NUL-terminated; valid while the decoded
  *  buffer lives. */
@@ -81,6 +83,8 @@ typedef enum {
     AMITY_MSG_PONG,     /**< notify -> subscriber: last seq sent to it */
     AMITY_MSG_UNSUB,    /**< subscriber -> notify: end the subscription */
     AMITY_MSG_ERROR,    /**< any reply: the request was refused, and why */
+    AMITY_MSG_REJREQ,   /**< client -> notify -> aggregate: list kept rejected records */
+    AMITY_MSG_REJECTS,  /**< reply to rejreq: a page / chunk of rejected records */
     AMITY_MSG_COUNT
 } amity_msg_type_t;
 
@@ -109,13 +113,22 @@ typedef struct {
     int64_t val;         /**< absolute value (partial for a shard, merged for notify) */
 } amity_kv_t;
 
+/*  One kept rejected record (rejects items). */
+typedef struct {
+    amity_view_t office; /**< the sending office */
+    amity_view_t id;     /**< the record's id ("" when it had no string id) */
+    amity_view_t why;    /**< the rejection reason */
+    uint64_t ts;         /**< when the shard kept it: ms since 1970-01-01 UTC */
+    amity_view_t rec;    /**< the record's original bytes (bin, <= AMITY_REJECT_REC_MAX) */
+} amity_reject_item_t;
+
 /*  A decoded message: fields are set according to type (see PROTOCOL.md);
  *  the others are zero. Views point into the decoded buffer; arrays are
  *  heap-allocated by decode and freed by amity_msg_clear. */
 typedef struct {
     amity_msg_type_t type;
     uint64_t req;             /**< request id echoed in replies (query, sub, snapreq, snap, error) */
-    amity_view_t office;      /**< submit (development mode), work, apply */
+    amity_view_t office;      /**< submit (development mode), work, apply, rejreq (a filter) */
     amity_view_t ing;         /**< work, apply, verdicts: ingest instance id */
     amity_view_t conn;        /**< work, apply, verdicts: client routing id (bin) */
     size_t n_items;
@@ -133,6 +146,12 @@ typedef struct {
     size_t n_prefixes;
     amity_view_t *prefixes;   /**< sub */
     amity_view_t why;         /**< error */
+    amity_view_t after;       /**< rejreq: resume after this rejects key (bin; none: ptr NULL) */
+    uint64_t limit;           /**< rejreq: items per page / chunk, <= AMITY_REJECTS_MAX */
+    amity_view_t next;        /**< rejects: key of the page's last item (bin; none: ptr NULL) */
+    bool has_shard;           /**< shard was given (rejects: set by a shard; encode sends it) */
+    size_t n_rejects;
+    amity_reject_item_t *rejects; /**< rejects: the items */
 } amity_msg_t;
 
 void amity_msg_init(amity_msg_t *m);
@@ -145,6 +164,14 @@ void amity_msg_clear(amity_msg_t *m);
  *  why naming the field and m is cleared. Allocation is bounded by a small
  *  multiple of len. */
 int amity_msg_decode(const uint8_t *buf, size_t len, amity_msg_t *m, char *why, size_t why_len);
+
+/*  The `req` of a message that amity_msg_decode refused, read leniently so
+ *  that the `error` reply can still echo it: true with *req when buf is
+ *  one well-formed msgpack map whose top level holds the key "req" once,
+ *  with a non-zero unsigned integer, whatever else is wrong with it (a
+ *  missing or mistyped field, an unknown type, another version). False
+ *  with *req = 0 otherwise. */
+bool amity_msg_peek_req(const uint8_t *buf, size_t len, uint64_t *req);
 
 /*  Encodes m (according to m->type) and appends to out. Item records are
  *  written verbatim (they must each be one well-formed msgpack object).

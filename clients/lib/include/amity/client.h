@@ -49,6 +49,14 @@ typedef struct {
 
 void amity_client_opts_init(amity_client_opts_t *opts);
 
+/*  Checks opts' keys without connecting, as amity_client_new, amity_query
+ *  and amity_sub_new will: key and server_key both set or neither, key a
+ *  secret certificate, server_key a readable certificate. Logs what is
+ *  wrong. Returns 0 (also with no keys: development mode) or AMITY_EINVAL.
+ *  Programs call it while checking their configuration, so that a wrong
+ *  key option is a usage error rather than a failure later. */
+int amity_client_opts_check(const amity_client_opts_t *opts);
+
 /*  ------------------------------------------------------------------
  *  Submitting records
  */
@@ -66,7 +74,8 @@ typedef struct {
     amity_status_t status;
     const char *why; /**< reason ("" unless rejected or abandoned) */
     const char *id;  /**< the record's "id" field, "-" when it has no string id */
-    bool local;      /**< decided by the client (ingest refused the message, or abandoned) */
+    bool local;      /**< decided by the client (ingest refused the message, the record
+                          could not be encoded, or abandoned) */
 } amity_verdict_info_t;
 
 typedef void (*amity_verdict_fn)(void *arg, const amity_verdict_info_t *v);
@@ -75,7 +84,8 @@ typedef struct {
     uint64_t submitted; /**< records queued */
     uint64_t accepted;  /**< verdicts accepted */
     uint64_t duplicate; /**< verdicts duplicate */
-    uint64_t rejected;  /**< verdicts rejected (server or ingest error) */
+    uint64_t rejected;  /**< verdicts rejected (server, ingest error, or by the client:
+                             a JSON line that is no record) */
     uint64_t abandoned; /**< records given up without a verdict */
     uint64_t resends;   /**< records sent again after their timeout */
     uint64_t messages;  /**< submit messages sent (first sends and resends) */
@@ -110,10 +120,15 @@ void amity_client_destroy(amity_client_t **self_p);
  *  AMITY_ETERM when interrupted (see amity_client_interrupt); AMITY_EIO. */
 int amity_client_submit(amity_client_t *self, const amity_fields_t *rec, uint64_t tag);
 
-/*  Parses one JSON object (amity_json_record) and submits it. On a local
- *  error (malformed JSON, not an object, nested value outside an x- field)
- *  returns AMITY_EINVAL with why set ("json: ... (column N)") and submits
- *  nothing. Other returns as amity_client_submit. */
+/*  Parses one JSON object (amity_json_record) and submits it. A line that
+ *  cannot be turned into a record (malformed JSON, not an object, a nested
+ *  value outside an x- field, too large once encoded) is rejected by the
+ *  client itself: nothing is sent, and its verdict (REJECTED, local, why
+ *  "json: ... (column N)" or "note: nested arrays and objects are allowed
+ *  only in x- fields", id from amity_json_id, so the line's id when it has
+ *  one) goes to the callback before this returns 0; why (may be NULL)
+ *  gets the same reason. So every line gets exactly one verdict through
+ *  the callback. Other returns as amity_client_submit. */
 int amity_client_submit_json(amity_client_t *self, const char *json_line, size_t len, uint64_t tag,
                              char *why, size_t why_len);
 
@@ -157,6 +172,13 @@ void amity_client_stats(const amity_client_t *self, amity_client_stats_t *out);
  *  "kind: nested arrays and objects are allowed only in x- fields"),
  *  AMITY_ENOMEM. */
 int amity_json_record(const char *json, size_t len, amity_buf_t *out, char *why, size_t why_len);
+
+/*  The id of a JSON record line, for reports such as amity-submit's
+ *  `FILE:LINE: id: reason`, also when the line cannot be turned into a
+ *  record: the object's "id" string (control bytes shown as '?', cut to
+ *  AMITY_ID_MAX and to buf_len - 1 bytes), or "-" when the line is not a
+ *  JSON object or has no non-empty string "id". buf_len >= 2. Returns buf. */
+const char *amity_json_id(const char *json, size_t len, char *buf, size_t buf_len);
 
 /*  ------------------------------------------------------------------
  *  Totals: queries and subscriptions

@@ -22,8 +22,8 @@
 #include "amity/err.h"
 #include "amity/record.h"
 
-#define AMITY_CSV_LINE_MAX   (1024 * 1024) /**< bytes in one physical line */
-#define AMITY_CSV_RECORD_MAX (1024 * 1024) /**< bytes in one record (its lines together) */
+#define AMITY_CSV_LINE_MAX   1048576 /**< bytes in one physical line (1 MiB) */
+#define AMITY_CSV_RECORD_MAX 1048576 /**< bytes in one record, its lines together (1 MiB) */
 
 typedef struct amity_csv amity_csv_t;
 

@@ -16,7 +16,8 @@
  *  file `drain.lock` in the directory keeps two drains from running at
  *  once. Several processes may put records into one spool at the same time.
  *
- *  An amity_spool_t is single-threaded. Error codes are AMITY_E*.
+ *  An amity_spool_t is single-threaded; open a directory once per process
+ *  (LMDB's rule). Error codes are AMITY_E*.
  */
 #ifndef AMITY_SPOOL_H
 #define AMITY_SPOOL_H
@@ -169,15 +170,15 @@ int amity_spool_settle(amity_spool_t *self, const amity_spool_outcome_t *outcome
  */
 
 typedef struct {
-    uint64_t sent;                /**< records handed to the client (first sends) */
-    uint64_t accepted;            /**< verdicts recorded in this drain: accepted */
-    uint64_t duplicate;           /**< ... duplicate */
-    uint64_t rejected;            /**< ... rejected (moved to the rejected list) */
-    uint64_t replies;             /**< messages heard from ingest */
-    uint64_t resends;             /**< records the client sent again after a timeout */
-    uint64_t pending;             /**< records left pending when the drain returned */
-    bool busy;                    /**< another process was draining this spool */
-    char refused[AMITY_WHY_MAX];  /**< why ingest refused our messages ("" when it did not) */
+    uint64_t sent;               /**< records handed to the client (first sends) */
+    uint64_t accepted;           /**< verdicts recorded in this drain: accepted */
+    uint64_t duplicate;          /**< ... duplicate */
+    uint64_t rejected;           /**< ... rejected (moved to the rejected list) */
+    uint64_t replies;            /**< messages heard from ingest */
+    uint64_t resends;            /**< records the client sent again after a timeout */
+    uint64_t pending;            /**< records left pending when the drain returned */
+    bool busy;                   /**< another process was draining this spool */
+    char refused[AMITY_WHY_MAX]; /**< why ingest refused our messages ("" when it did not) */
 } amity_spool_drain_stats_t;
 
 typedef struct {
@@ -204,8 +205,9 @@ typedef struct {
 int amity_spool_drain(amity_spool_t *self, const amity_client_opts_t *opts,
                       const amity_spool_drain_cb_t *cb, amity_spool_drain_stats_t *stats);
 
-/*  Makes a running drain return AMITY_ETERM soon (within about 100 ms),
- *  after recording the verdicts it has. Safe to call from a signal handler. */
+/*  Makes the running (or else the next) drain return AMITY_ETERM soon
+ *  (within about 100 ms), after recording the verdicts it has. Safe to
+ *  call from a signal handler. */
 void amity_spool_interrupt(amity_spool_t *self);
 
 #endif
