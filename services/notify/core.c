@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "amity/err.h"
+#include "amity/keys.h"
 #include "amity/log.h"
 #include "amity/record.h"
+#include "rejects.h"
 
 #define S_EXPIRE_EVERY_MS 1000 /**< subscriber expiry sweep period */
 
@@ -33,6 +35,7 @@ struct notify_core {
     size_t cap_kv;          /**< entries allocated */
     notify_stats_t stats;   /**< counters */
     bool secure;            /**< requests need a peer */
+    notify_rejects_t *rejects; /**< rejected-records listings being gathered */
 };
 
 static int
@@ -87,6 +90,9 @@ notify_core_new(notify_core_t **out, size_t n_shards, size_t max_subscribers, ui
     if (rc == 0) {
         rc = notify_subs_new(&self->subs, max_subscribers);
     }
+    if (rc == 0) {
+        rc = notify_rejects_new(&self->rejects, n_shards, &self->out);
+    }
     if (rc != 0) {
         notify_core_destroy(&self);
         return rc;
@@ -107,6 +113,7 @@ notify_core_destroy(notify_core_t **self_p)
     }
     notify_merge_destroy(&self->merge);
     notify_subs_destroy(&self->subs);
+    notify_rejects_destroy(&self->rejects);
     notify_outbox_clear(&self->out);
     free(self->entries);
     free(self->kv);
@@ -131,6 +138,9 @@ notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, in
         return notify_merge_on_totals(self->merge, shard, m, now_ms);
     case AMITY_MSG_SNAP:
         return notify_merge_on_snap(self->merge, shard, m, now_ms);
+    case AMITY_MSG_REJECTS:
+    case AMITY_MSG_ERROR:
+        return notify_rejects_on_shard(self->rejects, shard, m, now_ms);
     default:
         self->stats.n_bad_shard++;
         amity_log_warn_rl(10, "shard=%zu: unexpected message type '%s' from a shard; dropped",
@@ -337,6 +347,94 @@ s_on_sub(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, size
     return s_send_snapshot(self, peer, rid, rid_len, m->req, m->prefixes, m->n_prefixes);
 }
 
+/*  True when peer is an operator: a subscriber (not an office) whose
+ *  certificate's prefixes include "*". */
+static bool
+s_operator(const amity_peer_t *peer)
+{
+    const char *p = peer->prefixes;
+
+    if (peer->is_office) {
+        return false;
+    }
+    while (*p) {
+        const char *end;
+        size_t len;
+
+        while (*p == ' ' || *p == ',') {
+            p++;
+        }
+        end = p;
+        while (*end && *end != ',') {
+            end++;
+        }
+        len = (size_t)(end - p);
+        while (len > 0 && p[len - 1] == ' ') {
+            len--;
+        }
+        if (len == 1 && p[0] == '*') {
+            return true;
+        }
+        p = end;
+    }
+    return false;
+}
+
+/*  rejreq: who may list what. Secure mode: an office key lists its own
+ *  office's rejected records only (the filter is forced to it), an
+ *  operator's key (prefixes "*") any office's or all; other keys nothing.
+ *  Development mode (loopback only): anyone lists anything. */
+static int
+s_on_rejreq(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, size_t rid_len,
+            const amity_msg_t *m, int64_t now_ms)
+{
+    amity_view_t office = m->office;
+    char why[160];
+
+    if (office.ptr && office.len == 0) {
+        office.ptr = NULL; /* "" is no filter */
+    }
+    if (peer && peer->is_office) {
+        size_t own = strlen(peer->name);
+
+        if (office.ptr && (office.len != own || memcmp(office.ptr, peer->name, own) != 0)) {
+            self->stats.n_denied++;
+            amity_log_warn_rl(1, "client: rejreq refused: office key %s asked for another office",
+                              peer->name);
+            (void)snprintf(why, sizeof(why),
+                           "office: this key lists only its own office's rejected records (%s)",
+                           peer->name);
+            return s_reply_error(self, rid, rid_len, m->req, why);
+        }
+        office = amity_view_str(peer->name);
+    } else if (peer && !s_operator(peer)) {
+        self->stats.n_denied++;
+        amity_log_warn_rl(1, "client: rejreq refused: key %s is neither an office nor an operator",
+                          peer->name);
+        return s_reply_error(self, rid, rid_len, m->req,
+                             "rejects: this key may not list rejected records (an office's key "
+                             "lists its own, an operator's key with prefixes \"*\" lists all)");
+    }
+    if (office.ptr && !amity_office_valid((const char *)office.ptr, office.len)) {
+        return s_reply_error(self, rid, rid_len, m->req, "office: not a valid office id");
+    }
+    return notify_rejects_start(self->rejects, rid, rid_len, m->req, office, m->limit, now_ms);
+}
+
+void
+notify_core_set_shard_name(notify_core_t *self, size_t shard, const char *name)
+{
+    AMITY_ASSERT(self && name);
+    notify_rejects_set_shard_name(self->rejects, shard, name);
+}
+
+bool
+notify_core_rejects_req(const notify_core_t *self, uint64_t req)
+{
+    AMITY_ASSERT(self);
+    return notify_rejects_owns(self->rejects, req);
+}
+
 void
 notify_core_set_secure(notify_core_t *self, bool secure)
 {
@@ -400,8 +498,10 @@ notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const ui
         self->stats.n_unsubs++;
         (void)notify_subs_remove(self->subs, rid, rid_len);
         return 0;
+    case AMITY_MSG_REJREQ:
+        return s_on_rejreq(self, peer, rid, rid_len, m, now_ms);
     default:
-        (void)snprintf(why, sizeof(why), "t: notify takes query, sub, ping or unsub, not %s",
+        (void)snprintf(why, sizeof(why), "t: notify takes query, sub, ping, unsub or rejreq, not %s",
                        amity_msg_type_name(m->type));
         amity_log_warn_rl(10, "client: %s", why);
         return notify_core_client_error(self, rid, rid_len, m->req, why);
@@ -441,6 +541,9 @@ notify_core_tick(notify_core_t *self, int64_t now_ms)
                            notify_subs_count(self->subs));
         }
     }
+    if (notify_rejects_tick(self->rejects, now_ms) != 0) {
+        return AMITY_ENOMEM;
+    }
     return notify_merge_tick(self->merge, now_ms);
 }
 
@@ -451,6 +554,9 @@ notify_core_deadline(const notify_core_t *self)
 
     AMITY_ASSERT(self);
     t = notify_merge_deadline(self->merge);
+    if (notify_rejects_deadline(self->rejects) < t) {
+        t = notify_rejects_deadline(self->rejects);
+    }
     return t < self->next_expire_ms ? t : self->next_expire_ms;
 }
 

@@ -52,8 +52,8 @@ void notify_core_destroy(notify_core_t **self_p);
 /*  Queues a snapreq to every shard. */
 int notify_core_start(notify_core_t *self, int64_t now_ms);
 
-/*  A message from shard's SUB (totals) or DEALER (snap). Other types are
- *  counted as bad. Returns 0 or AMITY_ENOMEM (fatal). */
+/*  A message from shard's SUB (totals) or DEALER (snap; rejects, and
+ *  error for a rejected-records listing). Other types are counted as bad. Returns 0 or AMITY_ENOMEM (fatal). */
 int notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms);
 
 /*  Secure mode: every client request must come with a peer (its key's
@@ -62,8 +62,10 @@ void notify_core_set_secure(notify_core_t *self, bool secure);
 
 /*  A decoded message from client rid, whose key is peer (NULL: development
  *  mode, or in secure mode a key not or no longer registered, which is
- *  refused): query, sub, ping or unsub; anything else is refused with
- *  `error`. A query, or a sub whose every prefix, lies outside what peer
+ *  refused): query, sub, ping, unsub or rejreq; anything else is refused
+ *  with `error`. A rejreq from an office key lists that office's rejected
+ *  records only, from an operator's key (prefixes "*") any; other keys are
+ *  refused. A query, or a sub whose every prefix, lies outside what peer
  *  may read is refused with `error` and nothing else; otherwise every key
  *  sent is one peer may read. Returns 0 or AMITY_ENOMEM (fatal). */
 int notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid,
@@ -89,6 +91,15 @@ int notify_core_client_error(notify_core_t *self, const uint8_t *rid, size_t rid
  *  Counts a bad client message. Returns 0 or AMITY_ENOMEM. */
 int notify_core_client_malformed(notify_core_t *self, const uint8_t *rid, size_t rid_len,
                                  const uint8_t *body, size_t body_len, const char *why);
+
+/*  Names shard (its base endpoint) in the errors of rejected-records
+ *  listings ("shard 1 (tcp://10.0.0.2:7720) did not answer ..."). */
+void notify_core_set_shard_name(notify_core_t *self, size_t shard, const char *name);
+
+/*  True when req is a rejected-records listing the core is gathering: a
+ *  shard's `error` with this req is for notify_core_on_shard, not a
+ *  snapshot refusal. */
+bool notify_core_rejects_req(const notify_core_t *self, uint64_t req);
 
 /*  Timers: shard silence and snapreq retries, subscriber expiry. */
 int notify_core_tick(notify_core_t *self, int64_t now_ms);

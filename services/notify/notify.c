@@ -17,12 +17,9 @@
 
 #include <zmq.h>
 
-#ifdef AMITY_HAVE_SYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
-
 #include "amity/auth.h"
 #include "amity/clock.h"
+#include "amity/daemon.h"
 #include "amity/err.h"
 #include "amity/log.h"
 #include "amity/proto.h"
@@ -69,53 +66,6 @@ struct notify {
 };
 
 int
-notify_endpoint_offset(const char *base, int k, char *out, size_t out_len)
-{
-    const char *host, *colon, *p;
-    long port = 0;
-    int n;
-
-    AMITY_ASSERT(base && out && out_len > 0);
-    out[0] = '\0';
-    if (strncmp(base, "tcp://", 6) != 0) {
-        return AMITY_EINVAL;
-    }
-    host = base + 6;
-    if (host[0] == '[') {
-        const char *close = strchr(host, ']');
-
-        if (!close || close == host + 1 || close[1] != ':') {
-            return AMITY_EINVAL;
-        }
-        colon = close + 1;
-    } else {
-        colon = strchr(host, ':');
-        if (!colon || colon == host || strchr(colon + 1, ':')) {
-            return AMITY_EINVAL; /* no port, no host, or IPv6 without brackets */
-        }
-    }
-    p = colon + 1;
-    if (*p == '\0' || strlen(p) > 5) {
-        return AMITY_EINVAL;
-    }
-    for (; *p; p++) {
-        if (*p < '0' || *p > '9') {
-            return AMITY_EINVAL;
-        }
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port + k > 65535 || port + k < 1) {
-        return AMITY_EINVAL;
-    }
-    n = snprintf(out, out_len, "%.*s%ld", (int)(colon + 1 - base), base, port + k);
-    if (n < 0 || (size_t)n >= out_len) {
-        out[0] = '\0';
-        return AMITY_EINVAL;
-    }
-    return 0;
-}
-
-int
 notify_config_check(const notify_config_t *cfg, char *why, size_t why_len)
 {
     char ep[S_ENDPOINT_MAX];
@@ -160,7 +110,7 @@ notify_config_check(const notify_config_t *cfg, char *why, size_t why_len)
         return AMITY_EINVAL;
     }
     for (i = 0; i < cfg->shards.n; i++) {
-        if (notify_endpoint_offset(cfg->shards.items[i], NOTIFY_SHARD_SNAPSHOT, ep, sizeof(ep)) !=
+        if (amity_endpoint_offset(cfg->shards.items[i], NOTIFY_SHARD_SNAPSHOT, ep, sizeof(ep)) !=
             0) {
             (void)snprintf(why, why_len,
                            "shards: '%s' (item %zu) is not a base endpoint "
@@ -252,7 +202,7 @@ s_derive(const char *base, int k)
 {
     char ep[S_ENDPOINT_MAX];
 
-    if (notify_endpoint_offset(base, k, ep, sizeof(ep)) != 0) {
+    if (amity_endpoint_offset(base, k, ep, sizeof(ep)) != 0) {
         return NULL;
     }
     return strdup(ep);
@@ -525,68 +475,6 @@ s_on_signal(notify_t *self)
     }
 }
 
-/*  amity_sock_recv_frames for the ROUTER, but with the User-Id read from a
- *  body part: libzmq 4.3.4's ROUTER leaves the routing id part without
- *  metadata when zmq_poll prefetched the message. */
-static int
-s_recv_client(void *sock, amity_frame_t *frames, int max, char *user_id, size_t user_id_len)
-{
-    zmq_msg_t msg;
-    const char *uid;
-    int n = 0, more = 1, over = 0;
-
-    user_id[0] = '\0';
-    while (more) {
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
-            int err = zmq_errno();
-
-            zmq_msg_close(&msg);
-            if (err == EINTR) {
-                continue;
-            }
-            amity_frames_free(frames, n);
-            if (err == EAGAIN && n == 0 && !over) {
-                return 0;
-            }
-            return err == ETERM ? AMITY_ETERM : AMITY_EIO;
-        }
-        more = zmq_msg_more(&msg);
-        uid = zmq_msg_gets(&msg, "User-Id");
-        if (uid && !user_id[0]) {
-            (void)snprintf(user_id, user_id_len, "%s", uid);
-        }
-        if (!over && n == max) {
-            over = 1; /* too many parts: keep draining, keep nothing */
-        }
-        if (!over) {
-            size_t len = zmq_msg_size(&msg);
-            uint8_t *copy = malloc(len + 1);
-
-            if (!copy) {
-                over = -1;
-            } else {
-                if (len) {
-                    memcpy(copy, zmq_msg_data(&msg), len);
-                }
-                copy[len] = '\0';
-                frames[n].data = copy;
-                frames[n].len = len;
-                n++;
-            }
-        }
-        zmq_msg_close(&msg);
-        if (over) {
-            amity_frames_free(frames, n);
-            n = 0;
-        }
-    }
-    if (over) {
-        return over < 0 ? AMITY_ENOMEM : AMITY_ETOOBIG;
-    }
-    return n;
-}
-
 /*  Drains client requests: [routing id][body], nothing else. */
 static int
 s_drain_clients(notify_t *self)
@@ -598,7 +486,7 @@ s_drain_clients(notify_t *self)
     amity_msg_t m;
 
     for (i = 0; i < S_BATCH_MAX && rc == 0; i++) {
-        n = s_recv_client(self->router, frames, S_FRAMES_MAX, user_id, sizeof(user_id));
+        n = amity_sock_recv_frames(self->router, frames, S_FRAMES_MAX, user_id, sizeof(user_id));
         if (n == 0) {
             break;
         }
@@ -758,7 +646,7 @@ s_log_stats(notify_t *self, bool force)
 int
 notify_run(notify_t *self)
 {
-    int64_t now, next;
+    int64_t now, next, ping_due;
     long timeout;
     size_t i;
     int rc;
@@ -781,15 +669,17 @@ notify_run(notify_t *self)
         amity_log_info("ready shard=%zu totals=%s snapshots=%s", i, self->totals_ep[i],
                        self->snap_ep[i]);
     }
-#ifdef AMITY_HAVE_SYSTEMD
-    (void)sd_notify(0, "READY=1");
-#endif
+    (void)amity_daemon_ready("serving totals");
 
     while (!self->stopping) {
         now = amity_clock_mono_ms();
         next = notify_core_deadline(self->core);
         if (self->next_stats_ms < next) {
             next = self->next_stats_ms;
+        }
+        ping_due = amity_daemon_watchdog(now); /* pings when due */
+        if (ping_due < next) {
+            next = ping_due;
         }
         timeout = next <= now ? 0 : (long)(next - now);
         if (zmq_poll(self->items, self->n_items, timeout) < 0) {
@@ -842,9 +732,7 @@ notify_run(notify_t *self)
             s_log_stats(self, false);
         }
     }
-#ifdef AMITY_HAVE_SYSTEMD
-    (void)sd_notify(0, "STOPPING=1");
-#endif
+    (void)amity_daemon_stopping();
     s_flush(self);
     s_log_stats(self, true);
     return rc;

@@ -29,11 +29,6 @@ typedef struct {
 
 typedef struct notify notify_t;
 
-/*  Derives "tcp://HOST:PORT+k" from a base "tcp://HOST:PORT" (HOST may be
- *  a bracketed IPv6 address). Returns 0, or AMITY_EINVAL when base is not
- *  of that form or PORT+k is not a port (out then holds ""). */
-int notify_endpoint_offset(const char *base, int k, char *out, size_t out_len);
-
 /*  Checks the options beyond their types: key and clients-dir go together
  *  (secure mode: subscribers are their keys), without them bind must be
  *  loopback; shard-keys need key and one certificate per shard; every

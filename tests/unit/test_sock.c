@@ -1,6 +1,7 @@
 /*  test_sock: socket options, the loopback table that guards keyless
- *  mode, whole-message receive (multi-part, too many parts, User-Id from
- *  ZAP) and send.
+ *  mode, the endpoints derived from a shard's base, whole-message receive
+ *  (multi-part, too many parts, the head of one, User-Id from ZAP, also on
+ *  a CURVE ROUTER) and send.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <czmq.h>
 #include <zmq.h>
 
+#include "amity/auth.h"
 #include "amity/err.h"
 #include "amity/sock.h"
 
@@ -170,6 +174,79 @@ test_sock_loopback(void **state)
 }
 
 static void
+test_sock_endpoint_offset(void **state)
+{
+    static const struct {
+        const char *base;
+        int k;
+        const char *want; /* NULL: AMITY_EINVAL */
+    } table[] = {
+        { "tcp://127.0.0.1:7710", 0, "tcp://127.0.0.1:7710" },
+        { "tcp://127.0.0.1:7710", 1, "tcp://127.0.0.1:7711" },
+        { "tcp://127.0.0.1:7710", 3, "tcp://127.0.0.1:7713" },
+        { "tcp://10.0.0.13:7710", 2, "tcp://10.0.0.13:7712" },
+        { "tcp://localhost:9", 1, "tcp://localhost:10" },
+        { "tcp://shard-a.example:65532", 3, "tcp://shard-a.example:65535" },
+        { "tcp://amity-aggregate-1.amity-aggregate:7710", 3,
+          "tcp://amity-aggregate-1.amity-aggregate:7713" },
+        { "tcp://[::1]:7720", 3, "tcp://[::1]:7723" },
+        { "tcp://[fe80::1%eth0]:9", 1, "tcp://[fe80::1%eth0]:10" },
+        { "tcp://127.0.0.1:1", 65534, "tcp://127.0.0.1:65535" },
+        /* ipc and inproc: the base, then base-k */
+        { "ipc:///run/amity/shard0", 0, "ipc:///run/amity/shard0" },
+        { "ipc:///run/amity/shard0", 1, "ipc:///run/amity/shard0-1" },
+        { "inproc://s0", 0, "inproc://s0" },
+        { "inproc://s0", 3, "inproc://s0-3" },
+        /* refused */
+        { "tcp://127.0.0.1:65533", 3, NULL },
+        { "tcp://127.0.0.1:65535", 1, NULL },
+        { "tcp://127.0.0.1:7710", -1, NULL },
+        { "tcp://127.0.0.1:1", 2147483647, NULL },
+        { "tcp://127.0.0.1", 1, NULL },
+        { "tcp://127.0.0.1:", 1, NULL },
+        { "tcp://127.0.0.1:77a0", 1, NULL },
+        { "tcp://127.0.0.1:-1", 1, NULL },
+        { "tcp://127.0.0.1:+7710", 1, NULL },
+        { "tcp://127.0.0.1:0", 1, NULL },
+        { "tcp://127.0.0.1:123456", 1, NULL },
+        { "tcp://h:99999999999999999999", 1, NULL },
+        { "tcp://127.0.0.1:*", 1, NULL },
+        { "tcp://::1:7710", 1, NULL },
+        { "tcp://[::1:7710", 1, NULL },
+        { "tcp://[::1]7710", 1, NULL },
+        { "tcp://[]:7710", 1, NULL },
+        { "tcp://:7710", 1, NULL },
+        { "tcp://eth0;10.0.0.13:7710", 1, NULL },
+        { "tcp://", 1, NULL },
+        { "udp://127.0.0.1:7710", 1, NULL },
+        { "ipc://", 1, NULL },
+        { "inproc://", 0, NULL },
+        { "127.0.0.1:7710", 1, NULL },
+        { "", 1, NULL },
+    };
+    char ep[64];
+    (void)state;
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        strcpy(ep, "stale");
+        int rc = amity_endpoint_offset(table[i].base, table[i].k, ep, sizeof(ep));
+        if (table[i].want ? (rc != 0 || strcmp(ep, table[i].want) != 0)
+                          : (rc != AMITY_EINVAL || ep[0] != '\0')) {
+            fail_msg("%s + %d: got %d '%s', expected %s", table[i].base, table[i].k, rc, ep,
+                     table[i].want ? table[i].want : "AMITY_EINVAL");
+        }
+    }
+    /* out too small: AMITY_EFULL and "" */
+    assert_int_equal(amity_endpoint_offset("tcp://127.0.0.1:7710", 1, ep, 10), AMITY_EFULL);
+    assert_string_equal(ep, "");
+    assert_int_equal(amity_endpoint_offset("tcp://127.0.0.1:7710", 1, ep, 20), AMITY_EFULL);
+    assert_int_equal(amity_endpoint_offset("tcp://127.0.0.1:7710", 1, ep, 21), 0);
+    assert_string_equal(ep, "tcp://127.0.0.1:7711");
+    assert_int_equal(amity_endpoint_offset("inproc://s0", 1, ep, 13), AMITY_EFULL);
+    assert_int_equal(amity_endpoint_offset("inproc://s0", 1, ep, 14), 0);
+    assert_string_equal(ep, "inproc://s0-1");
+}
+
+static void
 s_pair(state_t *st, const char *endpoint)
 {
     st->a = amity_sock_new(st->ctx, ZMQ_PAIR, NULL);
@@ -236,6 +313,44 @@ test_sock_recv_frames(void **state)
     s_wait_readable(st->a);
     assert_int_equal(amity_sock_recv_frames(st->a, frames, 4, NULL, 0), AMITY_ETOOBIG);
     assert_int_equal(amity_sock_recv_frames(st->a, frames, 4, NULL, 0), 0);
+}
+
+static void
+test_sock_recv_head(void **state)
+{
+    state_t *st = *state;
+    s_pair(st, "inproc://recv-head");
+    amity_frame_t frames[3];
+    int n_parts = -1;
+
+    assert_int_equal(amity_sock_recv_head(st->a, frames, 3, &n_parts, NULL, 0), 0);
+    assert_int_equal(n_parts, 0);
+
+    amity_frame_t many[6] = {
+        { "1", 1 }, { "2", 1 }, { "3", 1 }, { "4", 1 }, { "5", 1 }, { "6", 1 }
+    };
+    /* within the limit: as amity_sock_recv_frames */
+    assert_int_equal(amity_sock_send_frames(st->b, many, 2, 0), 0);
+    s_wait_readable(st->a);
+    assert_int_equal(amity_sock_recv_head(st->a, frames, 3, &n_parts, NULL, 0), 2);
+    assert_int_equal(n_parts, 2);
+    assert_string_equal(frames[1].data, "2");
+    amity_frames_free(frames, 2);
+
+    /* over it: the first three kept, the count of all, the rest drained */
+    assert_int_equal(amity_sock_send_frames(st->b, many, 6, 0), 0);
+    assert_int_equal(amity_sock_send_frames(st->b, many + 5, 1, 0), 0);
+    s_wait_readable(st->a);
+    assert_int_equal(amity_sock_recv_head(st->a, frames, 3, &n_parts, NULL, 0), 3);
+    assert_int_equal(n_parts, 6);
+    assert_string_equal(frames[0].data, "1");
+    assert_string_equal(frames[2].data, "3");
+    amity_frames_free(frames, 3);
+    s_wait_readable(st->a);
+    assert_int_equal(amity_sock_recv_head(st->a, frames, 3, &n_parts, NULL, 0), 1);
+    assert_int_equal(n_parts, 1);
+    assert_string_equal(frames[0].data, "6");
+    amity_frames_free(frames, 1);
 }
 
 static void
@@ -361,6 +476,98 @@ test_sock_user_id(void **state)
     assert_true(za.handled >= 1);
 }
 
+/*  The User-Id of a CURVE ROUTER's messages, admitted by amity_auth: the
+ *  routing-id frame libzmq prepends carries no metadata, the body does. */
+static void
+test_sock_user_id_curve_router(void **state)
+{
+    state_t *st = *state;
+    char dir[64] = "/tmp/amity-sock-XXXXXX";
+    char path[128];
+    amity_keypair_t server;
+    amity_keypair_t office;
+    amity_auth_t *auth = NULL;
+    assert_non_null(mkdtemp(dir));
+
+    /* the server's key pair, and an office whose public cert is admitted */
+    zcert_t *cert = zcert_new();
+    zcert_set_meta(cert, "name", "ingest");
+    (void)snprintf(path, sizeof(path), "%s/ingest.key", dir);
+    assert_int_equal(zcert_save_secret(cert, path), 0);
+    zcert_destroy(&cert);
+    assert_int_equal(amity_keypair_load(path, &server), 0);
+    assert_int_equal(remove(path), 0);
+    cert = zcert_new();
+    zcert_set_meta(cert, "office", "hoi-viet-my");
+    (void)snprintf(path, sizeof(path), "%s/hoi-viet-my", dir);
+    assert_int_equal(zcert_save(cert, path), 0);
+    zcert_destroy(&cert);
+    assert_int_equal(amity_keypair_load(path, &office), 0);
+
+    assert_int_equal(amity_auth_new(&auth, st->ctx), 0);
+    assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, dir), 0);
+    st->a = amity_sock_new(st->ctx, ZMQ_ROUTER, NULL);
+    st->b = amity_sock_new(st->ctx, ZMQ_DEALER, NULL);
+    assert_non_null(st->a);
+    assert_non_null(st->b);
+    assert_int_equal(amity_curve_server(st->a, &server, AMITY_ZAP_CLIENTS), 0);
+    assert_int_equal(amity_sock_bind(st->a, "tcp://127.0.0.1:*"), 0);
+    char endpoint[128];
+    size_t size = sizeof(endpoint);
+    assert_int_equal(zmq_getsockopt(st->a, ZMQ_LAST_ENDPOINT, endpoint, &size), 0);
+    assert_int_equal(zmq_setsockopt(st->b, ZMQ_ROUTING_ID, "conn-1", 6), 0);
+    assert_int_equal(amity_curve_client(st->b, &office, server.public_txt), 0);
+    assert_int_equal(amity_sock_connect(st->b, endpoint), 0);
+    amity_frame_t out[1] = { { "body", 4 } };
+    assert_int_equal(amity_sock_send_frames(st->b, out, 1, 0), 0);
+
+    /* the daemons' loop: poll the handler and the server together (a
+     * message zmq_poll prefetched is the case libzmq strips) */
+    amity_frame_t frames[3];
+    char user_id[AMITY_KEY_TXT + 8] = "stale";
+    int n = 0;
+    for (int t = 0; t < 500 && n == 0; t++) {
+        zmq_pollitem_t items[2] = { { amity_auth_socket(auth), 0, ZMQ_POLLIN, 0 },
+                                    { st->a, 0, ZMQ_POLLIN, 0 } };
+        assert_true(zmq_poll(items, 2, 10) >= 0);
+        if (items[0].revents & ZMQ_POLLIN) {
+            (void)amity_auth_process(auth);
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            n = amity_sock_recv_frames(st->a, frames, 3, user_id, sizeof(user_id));
+        }
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(frames[0].len, 6);
+    assert_memory_equal(frames[0].data, "conn-1", 6);
+    assert_string_equal(frames[1].data, "body");
+    assert_string_equal(user_id, office.public_txt);
+    assert_non_null(amity_auth_peer(auth, AMITY_ZAP_CLIENTS, user_id));
+    assert_string_equal(amity_auth_peer(auth, AMITY_ZAP_CLIENTS, user_id)->name, "hoi-viet-my");
+    amity_frames_free(frames, n);
+
+    /* and the head of a message of too many frames: the routing id and the
+     * User-Id are still there to answer it */
+    amity_frame_t three[3] = { { "a", 1 }, { "b", 1 }, { "c", 1 } };
+    assert_int_equal(amity_sock_send_frames(st->b, three, 3, 0), 0);
+    s_wait_readable(st->a);
+    int n_parts = 0;
+    n = amity_sock_recv_head(st->a, frames, 2, &n_parts, user_id, sizeof(user_id));
+    assert_int_equal(n, 2);
+    assert_int_equal(n_parts, 4);
+    assert_memory_equal(frames[0].data, "conn-1", 6);
+    assert_string_equal(user_id, office.public_txt);
+    amity_frames_free(frames, n);
+
+    amity_sock_close(&st->a);
+    amity_sock_close(&st->b);
+    amity_auth_destroy(&auth);
+    assert_int_equal(remove(path), 0);
+    (void)snprintf(path, sizeof(path), "%s/hoi-viet-my_secret", dir);
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int
 main(void)
 {
@@ -368,9 +575,12 @@ main(void)
         cmocka_unit_test(test_sock_zmq_check),
         cmocka_unit_test_setup_teardown(test_sock_options, s_setup, s_teardown),
         cmocka_unit_test(test_sock_loopback),
+        cmocka_unit_test(test_sock_endpoint_offset),
         cmocka_unit_test_setup_teardown(test_sock_recv_frames, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sock_recv_head, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sock_send_unroutable, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_sock_user_id, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_sock_user_id_curve_router, s_setup, s_teardown),
     };
     return cmocka_run_group_tests_name("sock", tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /*  test_svc_aggregate: the shard's batch logic (apply.h) against a real
  *  LMDB store in a temporary directory: verdicts, exact totals under
  *  resends, corrections, retractions, tombstones and conflicts, seq,
- *  persistence, snapshots; and the shard endpoint helper.
+ *  persistence, snapshots; and the checks behind --check-config.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <czmq.h>
 
 #include "amity/buf.h"
 #include "amity/err.h"
@@ -717,38 +719,65 @@ test_aggregate_batch_split_by_keys(void **state)
     free(offices);
 }
 
+/*  --check-config: what aggregate_config_check refuses, without opening
+ *  the store or creating the state directory. */
 static void
-test_aggregate_endpoints(void **state)
+test_aggregate_config_check(void **state)
 {
-    (void)state;
-    char ep[64];
-    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:7710", 0, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://127.0.0.1:7710");
-    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:7710", 3, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://127.0.0.1:7713");
-    assert_int_equal(aggregate_endpoint("tcp://[::1]:7720", 2, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://[::1]:7722");
-    assert_int_equal(aggregate_endpoint("tcp://localhost:9", 1, ep, sizeof ep), 0);
-    assert_string_equal(ep, "tcp://localhost:10");
-    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:65532", 0, ep, sizeof ep), 0);
-    static const char *bad[] = {
-        "tcp://127.0.0.1:65533",
-        "tcp://127.0.0.1",
-        "tcp://127.0.0.1:",
-        "tcp://:7710",
-        "tcp://::1:7710",
-        "tcp://[::1]7710",
-        "tcp://[]:7710",
-        "ipc:///tmp/x",
-        "tcp://h:77a0",
-        "tcp://h:0",
-        "tcp://h:99999999999999999999",
-        "",
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        assert_int_equal(aggregate_endpoint(bad[i], 1, ep, sizeof ep), AMITY_EINVAL);
-    }
-    assert_int_equal(aggregate_endpoint("tcp://127.0.0.1:7710", 1, ep, 8), AMITY_EFULL);
+    fx_t *fx = *state;
+    char keys[64] = "/tmp/amity-agg-keys-XXXXXX";
+    char key[128];
+    char path[256];
+    assert_non_null(mkdtemp(keys));
+    zcert_t *cert = zcert_new();
+    assert_non_null(cert);
+    zcert_set_meta(cert, "name", "svc-shard-0");
+    (void)snprintf(key, sizeof key, "%s/svc-shard-0", keys);
+    assert_int_equal(zcert_save(cert, key), 0);
+    zcert_destroy(&cert);
+    (void)snprintf(key, sizeof key, "%s/svc-shard-0_secret", keys);
+
+    aggregate_config_t cfg = { 0 };
+    cfg.bind = (char *)"tcp://127.0.0.1:7710";
+    cfg.batch = 10;
+    cfg.batch_ms = 5;
+    (void)snprintf(path, sizeof path, "%s/new/shard-0", fx->dir);
+    cfg.state = path;
+    assert_int_equal(aggregate_config_check(&cfg), 0);
+    assert_int_equal(access(path, F_OK), -1); /* checked, not created */
+    cfg.state = fx->dir; /* exists */
+    assert_int_equal(aggregate_config_check(&cfg), 0);
+
+    /* the state directory under a file */
+    (void)snprintf(path, sizeof path, "%s/data.mdb/shard-0", fx->dir);
+    cfg.state = path;
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.state = fx->dir;
+
+    /* endpoints: malformed, beyond the last port, not loopback without keys */
+    cfg.bind = (char *)"tcp://127.0.0.1:65533";
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.bind = (char *)"tcp://127.0.0.1";
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.bind = (char *)"tcp://0.0.0.0:7710";
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+
+    /* with keys: both options, a secret certificate, readable peers */
+    cfg.key = key;
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.peers_dir = keys;
+    assert_int_equal(aggregate_config_check(&cfg), 0);
+    cfg.key = (char *)"/nonexistent/svc-shard-0_secret";
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.key = key;
+    cfg.peers_dir = (char *)"/nonexistent";
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.peers_dir = fx->dir; /* data.mdb is no certificate */
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    cfg.peers_dir = keys;
+    cfg.batch = 0;
+    assert_int_equal(aggregate_config_check(&cfg), AMITY_EINVAL);
+    s_rmdir(keys);
 }
 
 int
@@ -767,7 +796,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_aggregate_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_snapshot_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_batch_split_by_keys, setup, teardown),
-        cmocka_unit_test(test_aggregate_endpoints),
+        cmocka_unit_test_setup_teardown(test_aggregate_config_check, setup, teardown),
     };
     return cmocka_run_group_tests_name("svc_aggregate", tests, NULL, NULL);
 }

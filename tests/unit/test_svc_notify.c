@@ -1182,30 +1182,6 @@ test_notify_prefix_match(void **state)
 }
 
 static void
-test_notify_endpoint_offset(void **state)
-{
-    char ep[64];
-
-    (void)state;
-    assert_int_equal(notify_endpoint_offset("tcp://127.0.0.1:7710", 2, ep, sizeof(ep)), 0);
-    assert_string_equal(ep, "tcp://127.0.0.1:7712");
-    assert_int_equal(notify_endpoint_offset("tcp://[::1]:7720", 3, ep, sizeof(ep)), 0);
-    assert_string_equal(ep, "tcp://[::1]:7723");
-    assert_int_equal(notify_endpoint_offset("tcp://localhost:65532", 3, ep, sizeof(ep)), 0);
-    assert_string_equal(ep, "tcp://localhost:65535");
-    assert_int_equal(notify_endpoint_offset("tcp://localhost:65533", 3, ep, sizeof(ep)),
-                     AMITY_EINVAL);
-    assert_string_equal(ep, "");
-    assert_int_equal(notify_endpoint_offset("tcp://::1:7710", 2, ep, sizeof(ep)), AMITY_EINVAL);
-    assert_int_equal(notify_endpoint_offset("tcp://[::1]7710", 2, ep, sizeof(ep)), AMITY_EINVAL);
-    assert_int_equal(notify_endpoint_offset("tcp://host:", 2, ep, sizeof(ep)), AMITY_EINVAL);
-    assert_int_equal(notify_endpoint_offset("tcp://:7710", 2, ep, sizeof(ep)), AMITY_EINVAL);
-    assert_int_equal(notify_endpoint_offset("tcp://h:77a0", 2, ep, sizeof(ep)), AMITY_EINVAL);
-    assert_int_equal(notify_endpoint_offset("ipc:///tmp/x", 2, ep, sizeof(ep)), AMITY_EINVAL);
-    assert_int_equal(notify_endpoint_offset("tcp://127.0.0.1:7710", 2, ep, 10), AMITY_EINVAL);
-}
-
-static void
 test_notify_config_check(void **state)
 {
     char *shards[] = { "tcp://127.0.0.1:7710", "tcp://127.0.0.1:7720" };
@@ -1374,7 +1350,6 @@ main(void)
         cmocka_unit_test(test_notify_auth_may_read),
         cmocka_unit_test(test_notify_subs_churn),
         cmocka_unit_test(test_notify_prefix_match),
-        cmocka_unit_test(test_notify_endpoint_offset),
         cmocka_unit_test(test_notify_config_check),
         cmocka_unit_test_setup_teardown(test_notify_core_malformed_echoes_req, s_cfx_setup,
                                         s_cfx_teardown),
