@@ -394,7 +394,7 @@ s_recv(void *sock, amity_frame_t *frames, int max_frames, bool keep_head, int *n
         }
         more = zmq_msg_more(&msg);
         parts++;
-        s_take_user_id(&msg, user_id, user_id_len);
+        if (parts == 1) { s_take_user_id(&msg, user_id, user_id_len); }
         if (n == max_frames && !keep_head) {
             zmq_msg_close(&msg);
             rc = more ? s_drain(sock) : 0;

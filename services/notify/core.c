@@ -501,7 +501,8 @@ notify_core_on_client_as(notify_core_t *self, const amity_peer_t *peer, const ui
     case AMITY_MSG_REJREQ:
         return s_on_rejreq(self, peer, rid, rid_len, m, now_ms);
     default:
-        (void)snprintf(why, sizeof(why), "t: notify takes query, sub, ping, unsub or rejreq, not %s",
+        (void)snprintf(why, sizeof(why),
+                       "t: notify takes query, sub, ping, unsub or rejreq, not %s",
                        amity_msg_type_name(m->type));
         amity_log_warn_rl(10, "client: %s", why);
         return notify_core_client_error(self, rid, rid_len, m->req, why);

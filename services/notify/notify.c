@@ -249,6 +249,9 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
         goto fail;
     }
     notify_core_set_secure(self->core, self->secure);
+    for (i = 0; i < self->n_shards; i++) {
+        notify_core_set_shard_name(self->core, i, cfg->shards.items[i]);
+    }
 
     ropts.sndhwm = S_ROUTER_HWM;
     ropts.linger_ms = -1;
@@ -408,9 +411,11 @@ s_flush(notify_t *self)
             stats->n_drops++;
             if (e->dest == NOTIFY_TO_SHARD) {
                 amity_log_warn_rl(30,
-                                  "shard=%zu: cannot send snapreq to %s now (%s); will "
-                                  "retry",
-                                  e->shard, self->snap_ep[e->shard], amity_strerror(rc));
+                                  "shard=%zu: cannot send %s to %s now (%s); %s",
+                                  e->shard, amity_msg_type_name(e->type), self->snap_ep[e->shard],
+                                  amity_strerror(rc),
+                                  e->type == AMITY_MSG_SNAPREQ ? "will retry"
+                                                               : "the listing will time out");
             } else if (rc != AMITY_EAGAIN) {
                 amity_log_warn_rl(10, "client: send %s failed: %s", amity_msg_type_name(e->type),
                                   amity_strerror(rc));
@@ -571,6 +576,11 @@ s_drain_shard(notify_t *self, size_t shard, bool dealer)
             stats->n_bad_shard++;
             amity_log_warn_rl(10, "shard=%zu: malformed message on %s: %s; dropped", shard,
                               dealer ? self->snap_ep[shard] : self->totals_ep[shard], why);
+        } else if (dealer && (m.type == AMITY_MSG_REJECTS ||
+                              (m.type == AMITY_MSG_ERROR &&
+                               notify_core_rejects_req(self->core, m.req)))) {
+            /* a page of rejected records, or a shard refusing a listing */
+            rc = s_check(self, notify_core_on_shard(self->core, shard, &m, amity_clock_mono_ms()));
         } else if (dealer && m.type == AMITY_MSG_ERROR) {
             (void)amity_view_copy(m.why, buf, sizeof(buf));
             amity_log_warn_rl(10, "shard=%zu: snapshot refused: %s", shard, buf);

@@ -23,7 +23,7 @@
 
 typedef struct {
     char dir[64];   /* temporary directory holding the socket */
-    char path[128]; /* the notify socket's path */
+    char path[96];  /* the notify socket's path */
     int fd;         /* the bound datagram socket (our "systemd") */
 } fx_t;
 

@@ -241,4 +241,47 @@ int amity_sub_poll(amity_sub_t *self, int timeout_ms);
 /*  Number of (re)syncs so far (the first snapshot counts as 1). */
 uint64_t amity_sub_syncs(const amity_sub_t *self);
 
+/*  ------------------------------------------------------------------
+ *  Rejected records: what the shards kept of every record they did not
+ *  count, listed for the operator (every office) and for an office (its
+ *  own)
+ */
+
+/*  One kept rejected record, lent to the callback for the call only. */
+typedef struct {
+    const char *office; /**< the office that sent it */
+    const char *id;     /**< the record's id ("" when it had no string id) */
+    const char *why;    /**< the reason: the field and the rule it broke */
+    int64_t ts_ms;      /**< when it was rejected: ms since 1970-01-01 UTC */
+    const uint8_t *rec; /**< the record's original bytes (msgpack), as the office sent them
+                             (cut to its first 65536 bytes) */
+    size_t rec_len;     /**< their length */
+} amity_reject_t;
+
+/*  Returns 0 to go on, non-zero to stop the walk (returned by amity_rejects). */
+typedef int (*amity_reject_fn)(void *arg, const amity_reject_t *r);
+
+/*  Calls cb for every rejected record the shards keep, oldest first, of
+ *  office only (office_or_NULL; NULL or "": every office). With keys
+ *  (opts->key, opts->server_key) notify decides: an office's key lists its
+ *  own office's records only (office_or_NULL, if given, must name it), an
+ *  operator's key (certificate prefixes "*") any office's; in development
+ *  mode anyone on loopback lists all. Returns 0; AMITY_EAGAIN when notify
+ *  did not answer within timeout_ms (-1: 5000); AMITY_EINVAL when notify
+ *  refused (a shard unreachable, a key not allowed: why logged at error);
+ *  AMITY_ENOMEM; AMITY_EIO; or the first non-zero value cb returns. */
+int amity_rejects(const amity_client_opts_t *opts, const char *office_or_NULL, amity_reject_fn cb,
+                  void *arg, int timeout_ms);
+
+/*  Appends r as one JSON object (no newline): {"office", "id", "why",
+ *  "time": ISO-8601 UTC with milliseconds, "record": the original record
+ *  as a JSON object when it is a msgpack map of scalars (strings byte for
+ *  byte), else a string with the base64 of its bytes}. Text that is not
+ *  UTF-8 is shown with \xHH escapes. Returns 0 or AMITY_ENOMEM. */
+int amity_reject_json(const amity_reject_t *r, amity_buf_t *out);
+
+/*  Writes ms (since 1970-01-01 UTC) as "2024-05-01T10:20:30.123Z" into buf
+ *  (buf_len >= 25; "" when it does not fit). Returns the length written. */
+size_t amity_time_iso(int64_t ms, char *buf, size_t buf_len);
+
 #endif
