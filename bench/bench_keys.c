@@ -1,12 +1,15 @@
 /*  bench_keys: what deriving a record's totals keys costs. amity_keys_derive
- *  formats every key with snprintf (up to 48 per record, on the aggregate's
- *  single thread, for every record it applies); s_derive_memcpy below builds
- *  the very same keys from their parts with memcpy. The bench checks that
- *  both give identical output for every record, then times both.
+ *  builds every key (up to 48 per record, on the aggregate's single thread)
+ *  from its parts with memcpy; s_derive_snprintf below is how it did so
+ *  before, one snprintf per key. The bench checks that both give identical
+ *  output for every record and both signs, then times both, and the
+ *  record's finest keys alone (amity_keys_finest, what aggregate stores).
  *
  *    amity-bench_keys [--records N(200k)] [--offices K(20)] [--seed X]
  *
  *  Prints one line starting "RESULT" (ns per record, each way).
+ *  (Until the library switched, memcpy_ns_per_record was a bench-local
+ *  memcpy builder; it is now amity_keys_derive itself.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,31 +21,23 @@
 
 #include "workload.h"
 
-typedef struct {
-    const char *s; /* bytes */
-    size_t len;    /* count */
-} s_part_t;
+#define S_PERIOD_MAX 24 /* "2017-H1" plus NUL, with room for any int the compiler sees */
+#define S_METRIC_LEN 16
 
-static size_t
-s_put_digits(char *out, int v, int width)
-{
-    for (int i = width - 1; i >= 0; i--) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-    return (size_t)width;
-}
-
-/*  amity_keys_derive's output, without snprintf. Same rules, same order. */
+/*  amity_keys_derive as it was before it built keys with memcpy (one
+ *  snprintf per key), kept as the reference the library must match byte
+ *  for byte and as the "before" figure. */
 static int
-s_derive_memcpy(const amity_record_t *rec, const char *office, int sign,
-                amity_delta_t out[AMITY_DELTAS_MAX])
+s_derive_snprintf(const amity_record_t *rec, const char *office, int sign,
+                  amity_delta_t out[AMITY_DELTAS_MAX])
 {
-    char periods[4][8];
-    s_part_t p[4], o[2], g[3], m[2];
-    char metric_amount[16];
+    char periods[4][S_PERIOD_MAX];
+    const char *offices[2];
+    const char *geos[3];
+    char metric_name[2][S_METRIC_LEN];
     int64_t value[2];
-    size_t n_geos = 0, n_metrics = 0;
+    size_t n_geos = 0;
+    size_t n_metrics = 0;
     int n = 0;
 
     if (rec->retract) {
@@ -52,90 +47,48 @@ s_derive_memcpy(const amity_record_t *rec, const char *office, int sign,
     if (kind == NULL || rec->year < 0 || rec->year > 9999 || rec->month < 1 || rec->month > 12) {
         return AMITY_EINVAL;
     }
-    for (int i = 0; i < AMITY_METRIC_COUNT; i++) {
-        if (!(rec->metric_mask & (1u << i)) || rec->metrics[i] == 0) {
+    for (int m = 0; m < AMITY_METRIC_COUNT; m++) {
+        if (!(rec->metric_mask & (1u << m)) || rec->metrics[m] == 0) {
             continue;
         }
         if (n_metrics == 2) {
             return AMITY_EINVAL;
         }
-        m[n_metrics].s = amity_metric_name((amity_metric_t)i);
-        m[n_metrics].len = strlen(m[n_metrics].s);
-        value[n_metrics++] = (int64_t)rec->metrics[i];
+        (void)snprintf(metric_name[n_metrics], S_METRIC_LEN, "%s",
+                       amity_metric_name((amity_metric_t)m));
+        value[n_metrics++] = (int64_t)rec->metrics[m];
     }
     if (rec->has_amount && rec->amount != 0) {
         if (n_metrics == 2) {
             return AMITY_EINVAL;
         }
-        memcpy(metric_amount, "amount.", 7);
-        memcpy(metric_amount + 7, rec->currency, 4);
-        m[n_metrics].s = metric_amount;
-        m[n_metrics].len = 7 + strlen(rec->currency);
+        (void)snprintf(metric_name[n_metrics], S_METRIC_LEN, "amount.%s", rec->currency);
         value[n_metrics++] = rec->amount;
     }
-    for (int i = 0; i < 4; i++) {
-        size_t len = s_put_digits(periods[i], rec->year, 4);
-        if (i == 1) {
-            periods[i][len++] = '-';
-            periods[i][len++] = 'H';
-            periods[i][len++] = rec->month <= 6 ? '1' : '2';
-        } else if (i == 2) {
-            periods[i][len++] = '-';
-            periods[i][len++] = 'Q';
-            periods[i][len++] = (char)('1' + (rec->month - 1) / 3);
-        } else if (i == 3) {
-            periods[i][len++] = '-';
-            len += s_put_digits(periods[i] + len, rec->month, 2);
-        }
-        p[i].s = periods[i];
-        p[i].len = len;
-    }
-    o[0].s = office;
-    o[0].len = strlen(office);
-    o[1].s = "all";
-    o[1].len = 3;
-    g[n_geos].s = "all";
-    g[n_geos++].len = 3;
+    (void)snprintf(periods[0], S_PERIOD_MAX, "%04d", rec->year);
+    (void)snprintf(periods[1], S_PERIOD_MAX, "%04d-H%d", rec->year, rec->month <= 6 ? 1 : 2);
+    (void)snprintf(periods[2], S_PERIOD_MAX, "%04d-Q%d", rec->year, (rec->month - 1) / 3 + 1);
+    (void)snprintf(periods[3], S_PERIOD_MAX, "%04d-%02d", rec->year, rec->month);
+    offices[0] = office;
+    offices[1] = "all";
+    geos[n_geos++] = "all";
     if (rec->country[0] != '\0') {
         const char *region = amity_country_region(rec->country, strlen(rec->country));
         if (region == NULL) {
             return AMITY_EINVAL;
         }
         if (region[0] != '\0') {
-            g[n_geos].s = region;
-            g[n_geos++].len = strlen(region);
+            geos[n_geos++] = region;
         }
-        g[n_geos].s = rec->country;
-        g[n_geos++].len = strlen(rec->country);
+        geos[n_geos++] = rec->country;
     }
-    size_t kind_len = strlen(kind);
-    for (size_t a = 0; a < 4; a++) {
-        for (size_t b = 0; b < 2; b++) {
-            /* PERIOD/OFFICE/KIND/ is shared by the keys below */
-            char head[AMITY_KEY_MAX];
-            size_t h = 0;
-            memcpy(head, p[a].s, p[a].len);
-            h += p[a].len;
-            head[h++] = '/';
-            memcpy(head + h, o[b].s, o[b].len);
-            h += o[b].len;
-            head[h++] = '/';
-            memcpy(head + h, kind, kind_len);
-            h += kind_len;
-            head[h++] = '/';
-            for (size_t c = 0; c < n_geos; c++) {
-                for (size_t d = 0; d < n_metrics; d++) {
-                    char *k = out[n].key;
-                    size_t len = h + g[c].len + 1 + m[d].len;
-                    if (len >= AMITY_KEY_MAX) {
-                        return AMITY_EINVAL;
-                    }
-                    memcpy(k, head, h);
-                    memcpy(k + h, g[c].s, g[c].len);
-                    k[h + g[c].len] = '/';
-                    memcpy(k + h + g[c].len + 1, m[d].s, m[d].len);
-                    k[len] = '\0';
-                    out[n].delta = sign * value[d];
+    for (size_t p = 0; p < 4; p++) {
+        for (size_t o = 0; o < 2; o++) {
+            for (size_t g = 0; g < n_geos; g++) {
+                for (size_t m = 0; m < n_metrics; m++) {
+                    (void)snprintf(out[n].key, AMITY_KEY_MAX, "%s/%s/%s/%s/%s", periods[p],
+                                   offices[o], kind, geos[g], metric_name[m]);
+                    out[n].delta = sign * value[m];
                     n++;
                 }
             }
@@ -190,7 +143,7 @@ main(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         for (int sign = -1; sign <= 1; sign += 2) {
             int na = amity_keys_derive(&recs[i], office_of[i], sign, a);
-            int nb = s_derive_memcpy(&recs[i], office_of[i], sign, b);
+            int nb = s_derive_snprintf(&recs[i], office_of[i], sign, b);
             bool same = na == nb;
             for (int k = 0; same && k < na; k++) {
                 same = strcmp(a[k].key, b[k].key) == 0 && a[k].delta == b[k].delta;
@@ -203,22 +156,48 @@ main(int argc, char **argv)
             }
         }
     }
-    uint64_t keys = 0;
+    uint64_t keys = 0, finest = 0;
     double t0 = bench_now();
     for (uint64_t i = 0; i < n_records; i++) {
-        keys += (uint64_t)amity_keys_derive(&recs[i % n], office_of[i % n], 1, a);
+        keys += (uint64_t)s_derive_snprintf(&recs[i % n], office_of[i % n], 1, b);
     }
     double t1 = bench_now();
     for (uint64_t i = 0; i < n_records; i++) {
-        keys += (uint64_t)s_derive_memcpy(&recs[i % n], office_of[i % n], 1, b);
+        keys += (uint64_t)amity_keys_derive(&recs[i % n], office_of[i % n], 1, a);
     }
     double t2 = bench_now();
+    for (uint64_t i = 0; i < n_records; i++) {
+        finest += (uint64_t)amity_keys_finest(&recs[i % n], office_of[i % n], 1, a);
+    }
+    double t3 = bench_now();
+    /* every finest key rolled up to the published keys it feeds (what
+     * aggregate does per finest delta, and over the store at open) */
+    static char rolled[AMITY_ROLLUP_MAX][AMITY_KEY_MAX];
+    uint64_t n_rolled = 0;
+    for (uint64_t i = 0; i < n_records; i++) {
+        int nf = amity_keys_finest(&recs[i % n], office_of[i % n], 1, a);
+        for (int f = 0; f < nf; f++) {
+            int nr = amity_keys_rollup(a[f].key, strlen(a[f].key), rolled, AMITY_ROLLUP_MAX);
+            n_rolled += nr > 0 ? (uint64_t)nr : 0;
+        }
+    }
+    double t4 = bench_now();
     double snp = (t1 - t0) * 1e9 / (double)n_records;
     double mem = (t2 - t1) * 1e9 / (double)n_records;
+    double fin = (t3 - t2) * 1e9 / (double)n_records;
+    double rol = (t4 - t3) * 1e9 / (double)n_records - fin;
     printf("RESULT bench=keys records=%llu keys_per_record=%.2f snprintf_ns_per_record=%.0f "
-           "memcpy_ns_per_record=%.0f speedup=%.1f\n",
+           "memcpy_ns_per_record=%.0f speedup=%.1f finest_per_record=%.2f "
+           "finest_ns_per_record=%.0f rollup_ns_per_record=%.0f\n",
            (unsigned long long)n_records, (double)keys / 2.0 / (double)n_records, snp, mem,
-           mem > 0 ? snp / mem : 0);
+           mem > 0 ? snp / mem : 0, (double)finest / (double)n_records, fin, rol);
+    if (n_rolled != keys / 2) {
+        fprintf(stderr, "bench_keys: finest keys roll up to %llu keys, derive gives %llu\n",
+                (unsigned long long)n_rolled, (unsigned long long)(keys / 2));
+        free(recs);
+        free(office_of);
+        return 1;
+    }
     free(recs);
     free(office_of);
     return 0;

@@ -195,8 +195,8 @@ amity_json_id(const char *json, size_t len, char *buf, size_t buf_len)
     size_t n = 0;
 
     AMITY_ASSERT(buf != NULL && buf_len >= 2);
-    root = json != NULL ? json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL)
-                        : NULL;
+    root =
+        json != NULL ? json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL) : NULL;
     id = json_is_object(root) ? json_object_get(root, "id") : NULL;
     if (json_is_string(id)) {
         const char *s = json_string_value(id);

@@ -72,8 +72,7 @@ amity_random64(void)
  *  names; logs what is wrong. *set is false when neither is set
  *  (development mode). Returns 0 or AMITY_EINVAL. The caller wipes *own. */
 static int
-s_keys_load(const amity_client_opts_t *opts, amity_keypair_t *own, amity_keypair_t *srv,
-            bool *set)
+s_keys_load(const amity_client_opts_t *opts, amity_keypair_t *own, amity_keypair_t *srv, bool *set)
 {
     bool key = opts != NULL && opts->key != NULL && opts->key[0] != '\0';
     bool server = opts != NULL && opts->server_key != NULL && opts->server_key[0] != '\0';

@@ -477,6 +477,185 @@ test_keys_shard_of(void **state)
     }
 }
 
+/* A small deterministic generator (xorshift64*), so failures reproduce. */
+static uint64_t
+s_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+/*  A checked-looking record of the given kind with random date, metrics
+ *  (0 now and then: left out), amount and country from a list that holds
+ *  no country, every region and AQ (no region). */
+static amity_record_t
+s_random_record(uint64_t *st, amity_kind_t kind)
+{
+    static const char *const countries[] = { "",   "",   "US", "DE", "JP", "VN", "KE",
+                                             "AU", "BR", "AQ", "FR", "CN", "NZ", "ZA" };
+    static const char *const currencies[] = { "USD", "EUR", "JPY", "VND", "KRW", "BHD" };
+    amity_record_t r = s_rec(kind, (int)(s_rand(st) % 10000), 1 + (int)(s_rand(st) % 12), 1,
+                             countries[s_rand(st) % (sizeof countries / sizeof countries[0])]);
+    uint32_t mask = amity_kind_metrics(kind);
+    for (int m = 0; m < AMITY_METRIC_COUNT; m++) {
+        if (mask & (1u << m)) {
+            uint32_t v = (uint32_t)(s_rand(st) % 8 == 0 ? 0 : s_rand(st) % AMITY_METRIC_MAX);
+            s_metric(&r, (amity_metric_t)m, v);
+        }
+    }
+    if (amity_kind_has_amount(kind)) {
+        int64_t minor = s_rand(st) % 8 == 0 ? 0 : (int64_t)(s_rand(st) % 1000000000000ULL);
+        s_amount(&r, minor, currencies[s_rand(st) % (sizeof currencies / sizeof currencies[0])]);
+    }
+    return r;
+}
+
+/* Sorts and merges equal keys (summing deltas) in place; returns the count. */
+static size_t
+s_merge(amity_delta_t *d, size_t n)
+{
+    size_t w = 0;
+    qsort(d, n, sizeof(d[0]), s_cmp_delta);
+    for (size_t i = 0; i < n; i++) {
+        if (w > 0 && strcmp(d[w - 1].key, d[i].key) == 0) {
+            d[w - 1].delta += d[i].delta;
+        } else {
+            d[w++] = d[i];
+        }
+    }
+    return w;
+}
+
+/* The multiset { rollup(k) with d : (k, d) in finest(rec) } equals
+ * derive(rec) exactly, for many records of every kind, both signs, with
+ * and without a country, AQ included; every finest key is recognised. */
+static void
+test_keys_finest_rollup_equals_derive(void **state)
+{
+    static const char *const offices[] = { "vufo", "hoi-viet-my", "a", "-", "0-9-z" };
+    amity_delta_t derived[AMITY_DELTAS_MAX];
+    amity_delta_t finest[AMITY_FINEST_MAX];
+    amity_delta_t rolled[AMITY_DELTAS_MAX];
+    char keys[AMITY_ROLLUP_MAX][AMITY_KEY_MAX];
+    uint64_t st = 0x9E3779B97F4A7C15ULL;
+    size_t n_no_country = 0, n_aq = 0;
+    (void)state;
+
+    for (int iter = 0; iter < 20000; iter++) {
+        amity_kind_t kind = (amity_kind_t)(1 + iter % (AMITY_KIND_COUNT - 1));
+        amity_record_t r = s_random_record(&st, kind);
+        const char *office = offices[s_rand(&st) % (sizeof offices / sizeof offices[0])];
+        n_no_country += r.country[0] == '\0';
+        n_aq += strcmp(r.country, "AQ") == 0;
+        for (int sign = -1; sign <= 1; sign += 2) {
+            int nd = amity_keys_derive(&r, office, sign, derived);
+            int nf = amity_keys_finest(&r, office, sign, finest);
+            assert_true(nd >= 0);
+            assert_true(nf >= 0 && nf <= AMITY_FINEST_MAX);
+            size_t nr = 0;
+            for (int f = 0; f < nf; f++) {
+                size_t len = strlen(finest[f].key);
+                assert_true(amity_key_is_finest(finest[f].key, len));
+                assert_true(strncmp(finest[f].key + 8, "all/", 4) != 0); /* never the office all */
+                int n = amity_keys_rollup(finest[f].key, len, keys, AMITY_ROLLUP_MAX);
+                assert_true(n > 0 && n <= AMITY_ROLLUP_MAX);
+                assert_int_equal(n, nd / nf);
+                for (int k = 0; k < n; k++) {
+                    /* a country's finest key is itself published; "-" never is */
+                    assert_true(amity_key_is_finest(keys[k], strlen(keys[k])) ==
+                                (strcmp(keys[k], finest[f].key) == 0));
+                    assert_true(strcmp(keys[k], finest[f].key) != 0 || r.country[0] != '\0');
+                    (void)snprintf(rolled[nr].key, AMITY_KEY_MAX, "%s", keys[k]);
+                    rolled[nr++].delta = finest[f].delta;
+                }
+            }
+            assert_int_equal((int)nr, nd);
+            /* keys are unique on both sides, so the multisets are sets */
+            assert_int_equal(s_merge(derived, (size_t)nd), (size_t)nd);
+            assert_int_equal(s_merge(rolled, nr), nr);
+            for (size_t k = 0; k < nr; k++) {
+                assert_string_equal(rolled[k].key, derived[k].key);
+                assert_true(rolled[k].delta == derived[k].delta);
+            }
+        }
+    }
+    assert_true(n_no_country > 1000);
+    assert_true(n_aq > 500);
+}
+
+static void
+test_keys_finest_shape(void **state)
+{
+    amity_delta_t out[AMITY_FINEST_MAX];
+    char keys[AMITY_ROLLUP_MAX][AMITY_KEY_MAX];
+    (void)state;
+
+    amity_record_t r = s_rec(AMITY_KIND_DELEGATION_IN, 2023, 7, 1, "US");
+    s_metric(&r, AMITY_METRIC_DELEGATIONS, 11);
+    s_metric(&r, AMITY_METRIC_PEOPLE, 30);
+    assert_int_equal(amity_keys_finest(&r, "hoi-viet-my", 1, out), 2);
+    assert_string_equal(out[0].key, "2023-07/hoi-viet-my/delegation_in/US/delegations");
+    assert_true(out[0].delta == 11);
+    assert_string_equal(out[1].key, "2023-07/hoi-viet-my/delegation_in/US/people");
+    assert_true(out[1].delta == 30);
+    assert_int_equal(amity_keys_finest(&r, "hoi-viet-my", -1, out), 2);
+    assert_true(out[1].delta == -30);
+
+    r = s_rec(AMITY_KIND_RELIEF, 2017, 6, 30, "");
+    s_amount(&r, 60000000000, "VND");
+    assert_int_equal(amity_keys_finest(&r, "ngo-desk", 1, out), 1);
+    assert_string_equal(out[0].key, "2017-06/ngo-desk/relief/-/amount.VND");
+    int n = amity_keys_rollup(out[0].key, strlen(out[0].key), keys, AMITY_ROLLUP_MAX);
+    assert_int_equal(n, 8);
+    assert_string_equal(keys[0], "2017/ngo-desk/relief/all/amount.VND");
+    assert_string_equal(keys[7], "2017-06/all/relief/all/amount.VND");
+    /* too small an output is refused, not overrun */
+    assert_int_equal(amity_keys_rollup(out[0].key, strlen(out[0].key), keys, 7), AMITY_EFULL);
+
+    /* retractions and bad input, as amity_keys_derive */
+    r.retract = true;
+    assert_int_equal(amity_keys_finest(&r, "ngo-desk", 1, out), 0);
+    r.retract = false;
+    assert_int_equal(amity_keys_finest(&r, "all", 1, out), AMITY_EINVAL);
+    assert_int_equal(amity_keys_finest(&r, "ngo-desk", 0, out), AMITY_EINVAL);
+
+    /* published keys and malformed keys are not finest keys */
+    static const char *const not_finest[] = {
+        "2017-06/all/relief/all/amount.VND",
+        "2017-06/ngo-desk/relief/all/amount.VND",
+        "2017-06/ngo-desk/relief/asia/amount.VND",
+        "2017/ngo-desk/relief/VN/amount.VND",
+        "2017-Q2/ngo-desk/relief/VN/amount.VND",
+        "2017-13/ngo-desk/relief/VN/amount.VND",
+        "2017-00/ngo-desk/relief/VN/amount.VND",
+        "2017-06/ngo-desk/nope/VN/amount.VND",
+        "2017-06/ngo-desk/relief/XX/amount.VND",
+        "2017-06/ngo-desk/relief/VN/amount.XYZ",
+        "2017-06/ngo-desk/relief/VN/feet",
+        "2017-06/ngo-desk/relief/VN",
+        "2017-06/ngo-desk/relief/VN/amount.VND/x",
+        "2017-06//relief/VN/amount.VND",
+        "",
+        "2017-06/ngo-desk/relief/vn/amount.VND",
+    };
+    for (size_t i = 0; i < sizeof not_finest / sizeof not_finest[0]; i++) {
+        assert_false(amity_key_is_finest(not_finest[i], strlen(not_finest[i])));
+        assert_int_equal(
+            amity_keys_rollup(not_finest[i], strlen(not_finest[i]), keys, AMITY_ROLLUP_MAX),
+            AMITY_EINVAL);
+    }
+    assert_true(amity_key_is_finest("2017-06/ngo-desk/relief/VN/amount.VND", 37));
+    assert_true(amity_key_is_finest("2017-06/ngo-desk/contact/AQ/partners", 36));
+    assert_int_equal(
+        amity_keys_rollup("2017-06/ngo-desk/contact/AQ/partners", 36, keys, AMITY_ROLLUP_MAX), 16);
+    /* len bounds the key: a longer buffer is not read past it */
+    assert_true(amity_key_is_finest("2017-06/ngo-desk/relief/VN/amount.VNDxyz", 37));
+}
+
 int
 main(void)
 {
@@ -492,6 +671,8 @@ main(void)
         cmocka_unit_test(test_keys_office_valid),
         cmocka_unit_test(test_keys_exponent),
         cmocka_unit_test(test_keys_shard_of),
+        cmocka_unit_test(test_keys_finest_rollup_equals_derive),
+        cmocka_unit_test(test_keys_finest_shape),
     };
     return cmocka_run_group_tests_name("keys", tests, NULL, NULL);
 }

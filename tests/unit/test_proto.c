@@ -1966,6 +1966,412 @@ test_proto_names_and_views(void **state)
     assert_string_equal(buf, "");
 }
 
+/* ------------------------------------------------------------------------
+ * Rejected records: rejreq and rejects (issue 6)
+ */
+
+/*  Storage behind the rejects samples. */
+typedef struct {
+    uint8_t big[AMITY_REJECT_REC_MAX]; /* the largest record an item carries */
+    uint8_t after[11];                 /* a rejects key: "hvm" "\0" BE64 ms... cut short */
+    amity_reject_item_t items[3];
+} s_rej_sample_t;
+
+static const uint8_t s_array_rec[] = { 0x93, 0x01, 0x02, 0x03 };
+
+static void
+s_rej_sample_init(s_rej_sample_t *s)
+{
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < sizeof(s->big); i++) {
+        s->big[i] = (uint8_t)(i * 7u); /* 0x00 and 0xc1 included: bin is opaque */
+    }
+    memcpy(s->after, "hvm\0\0\0\x01\x8b\x2a\x10\x00", sizeof(s->after));
+    s->items[0].office = amity_view_str("hoi-viet-my");
+    s->items[0].id = amity_view_str("hvm-2023-0042");
+    s->items[0].why = amity_view_str("kind: 'giao_lưu' is not a kind (delegation_in, ...)");
+    s->items[0].ts = 1700000000123ull;
+    s->items[0].rec.ptr = s->big;
+    s->items[0].rec.len = 200;
+    s->items[1].office = amity_view_str("hoi-viet-nhat");
+    s->items[1].id = amity_view_str(""); /* a record without an id */
+    s->items[1].why = amity_view_str("record: not a map (got array)");
+    s->items[1].ts = 0;
+    s->items[1].rec.ptr = s_array_rec;
+    s->items[1].rec.len = sizeof(s_array_rec);
+    s->items[2].office = amity_view_str("hoi-viet-duc");
+    s->items[2].id = amity_view_str("hvd-1");
+    s->items[2].why = amity_view_str("note: Đoàn Hội hữu nghị is longer than 1024 bytes");
+    s->items[2].ts = UINT64_MAX;
+    s->items[2].rec.ptr = s->big;
+    s->items[2].rec.len = AMITY_REJECT_REC_MAX;
+}
+
+/*  Variant v of a rejreq (0..3) or rejects (4..7) sample. */
+static void
+s_rej_msg(s_rej_sample_t *s, int v, amity_msg_t *m)
+{
+    amity_msg_init(m);
+    if (v < 4) {
+        m->type = AMITY_MSG_REJREQ;
+        m->req = v == 0 ? 0 : (uint64_t)1 << 48 | (uint64_t)v;
+        m->limit = v == 1 ? AMITY_REJECTS_MAX : (uint64_t)v * 10;
+        if (v & 1) {
+            m->office = amity_view_str("hoi-viet-my");
+        }
+        if (v >= 2) {
+            m->after.ptr = s->after;
+            m->after.len = sizeof(s->after);
+        }
+        return;
+    }
+    m->type = AMITY_MSG_REJECTS;
+    m->req = 77;
+    m->more = v & 1;
+    if (v == 5 || v == 6) {
+        m->has_shard = true;
+        m->shard = (uint64_t)v - 5;
+    }
+    if (m->more) {
+        m->next.ptr = s->after;
+        m->next.len = sizeof(s->after);
+    }
+    m->n_rejects = v == 4 ? 0 : (v == 7 ? 3 : 2);
+    m->rejects = m->n_rejects ? s->items : NULL;
+}
+
+static void
+s_rej_equal(const amity_msg_t *a, const amity_msg_t *b)
+{
+    s_msg_equal(a, b);
+    s_view_equal(a->after, b->after, "after");
+    assert_int_equal(a->limit, b->limit);
+    s_view_equal(a->next, b->next, "next");
+    assert_int_equal(a->has_shard, b->has_shard);
+    assert_int_equal(a->n_rejects, b->n_rejects);
+    for (size_t i = 0; i < a->n_rejects; i++) {
+        s_view_equal(a->rejects[i].office, b->rejects[i].office, "item office");
+        s_view_equal(a->rejects[i].id, b->rejects[i].id, "item id");
+        s_view_equal(a->rejects[i].why, b->rejects[i].why, "item why");
+        assert_int_equal(a->rejects[i].ts, b->rejects[i].ts);
+        s_view_equal(a->rejects[i].rec, b->rejects[i].rec, "item rec");
+    }
+}
+
+static void
+test_proto_msg_rejects_round_trip(void **state)
+{
+    (void)state;
+    s_rej_sample_t *s = malloc(sizeof(*s));
+    assert_non_null(s);
+    s_rej_sample_init(s);
+    for (int v = 0; v < 8; v++) {
+        char why[256];
+        amity_msg_t m, back;
+        amity_buf_t b, again;
+        amity_buf_init(&b);
+        amity_buf_init(&again);
+        s_rej_msg(s, v, &m);
+        assert_int_equal(amity_msg_encode(&m, &b), 0);
+        uint8_t *copy = malloc(b.len);
+        assert_non_null(copy);
+        memcpy(copy, b.data, b.len);
+        if (amity_msg_decode(copy, b.len, &back, why, sizeof(why)) != 0) {
+            fail_msg("variant %d: decode failed: %s", v, why);
+        }
+        assert_int_equal(back.type, m.type);
+        s_rej_equal(&m, &back);
+        /* items are views of the exact bytes inside the message */
+        for (size_t i = 0; i < back.n_rejects; i++) {
+            assert_true(back.rejects[i].rec.ptr >= copy &&
+                        back.rejects[i].rec.ptr + back.rejects[i].rec.len <= copy + b.len);
+        }
+        assert_int_equal(amity_msg_encode(&back, &again), 0);
+        s_assert_bytes(&again, &b, amity_msg_type_name(m.type));
+        amity_msg_clear(&back);
+        amity_msg_clear(&back);
+        free(copy);
+        amity_buf_clear(&again);
+        amity_buf_clear(&b);
+    }
+    assert_string_equal(amity_msg_type_name(AMITY_MSG_REJREQ), "rejreq");
+    assert_string_equal(amity_msg_type_name(AMITY_MSG_REJECTS), "rejects");
+    free(s);
+}
+
+static void
+test_proto_msg_rejects_every_strict_prefix_rejected(void **state)
+{
+    (void)state;
+    s_rej_sample_t *s = malloc(sizeof(*s));
+    assert_non_null(s);
+    s_rej_sample_init(s);
+    for (int v = 0; v < 8; v++) {
+        char why[256];
+        amity_msg_t m, back;
+        amity_buf_t b;
+        amity_buf_init(&b);
+        s_rej_msg(s, v, &m);
+        if (v == 7) {
+            m.n_rejects = 2; /* the 64 KiB record makes every prefix a long walk */
+        }
+        assert_int_equal(amity_msg_encode(&m, &b), 0);
+        for (size_t len = 0; len < b.len; len++) {
+            uint8_t *copy = malloc(len ? len : 1);
+            assert_non_null(copy);
+            memcpy(copy, b.data, len);
+            int rc = amity_msg_decode(len ? copy : NULL, len, &back, why, sizeof(why));
+            if (rc != AMITY_EPROTO) {
+                fail_msg("%s variant %d: prefix of %zu of %zu bytes accepted",
+                         amity_msg_type_name(m.type), v, len, b.len);
+            }
+            assert_int_equal(back.type, AMITY_MSG_NONE);
+            assert_null(back.rejects);
+            free(copy);
+        }
+        amity_buf_clear(&b);
+    }
+    free(s);
+}
+
+/*  One rejects item map, with `skip` (a key name) left out and `bad`
+ *  (a key name) given as a string 'x' instead. */
+static void
+s_rej_item(amity_buf_t *b, const char *skip, const char *bad)
+{
+    static const char *const keys[5] = { "office", "id", "why", "ts", "rec" };
+    uint32_t n = 0;
+    for (int k = 0; k < 5; k++) {
+        n += (skip && strcmp(keys[k], skip) == 0) ? 0 : 1;
+    }
+    w_map(b, n);
+    for (int k = 0; k < 5; k++) {
+        if (skip && strcmp(keys[k], skip) == 0) {
+            continue;
+        }
+        w_str(b, keys[k]);
+        if (bad && strcmp(keys[k], bad) == 0) {
+            w_str(b, "x");
+        } else if (k < 3) {
+            w_str(b, "hoi-viet-my");
+        } else if (k == 3) {
+            w_uint(b, 1700000000000ull);
+        } else {
+            w_bin(b, "\x93\x01\x02\x03", 4);
+        }
+    }
+}
+
+/*  A rejects message with one item built by s_rej_item. */
+static void
+s_rejects_with(amity_buf_t *b, const char *skip, const char *bad)
+{
+    s_head(b, 5, "rejects");
+    w_str(b, "req");
+    w_uint(b, 3);
+    w_str(b, "more");
+    w_byte(b, 0xc2);
+    w_str(b, "items");
+    w_arr(b, 1);
+    s_rej_item(b, skip, bad);
+}
+
+static void
+test_proto_msg_rejects_decode_errors(void **state)
+{
+    (void)state;
+    amity_buf_t b;
+    amity_buf_init(&b);
+
+    s_head(&b, 4, "rejreq");
+    w_str(&b, "req");
+    w_uint(&b, 1);
+    w_str(&b, "office");
+    w_str(&b, "hoi-viet-my");
+    s_msg_bad(&b, "limit: missing");
+
+    s_head(&b, 4, "rejreq");
+    w_str(&b, "req");
+    w_uint(&b, 1);
+    w_str(&b, "limit");
+    w_uint(&b, AMITY_REJECTS_MAX + 1);
+    s_msg_bad(&b, "limit: 1001 exceeds the limit of 1000");
+
+    s_head(&b, 4, "rejreq");
+    w_str(&b, "req");
+    w_uint(&b, 1);
+    w_str(&b, "limit");
+    w_int(&b, -1);
+    s_msg_bad(&b, "limit: not an unsigned integer (got int)");
+
+    s_head(&b, 5, "rejreq");
+    w_str(&b, "req");
+    w_uint(&b, 1);
+    w_str(&b, "limit");
+    w_uint(&b, 10);
+    w_str(&b, "after");
+    w_str(&b, "hvm");
+    s_msg_bad(&b, "after: not a bin (got str)");
+
+    s_head(&b, 5, "rejreq");
+    w_str(&b, "req");
+    w_uint(&b, 1);
+    w_str(&b, "limit");
+    w_uint(&b, 10);
+    w_str(&b, "office");
+    w_uint(&b, 7);
+    s_msg_bad(&b, "office: not a string (got uint)");
+
+    /* rejects */
+    s_head(&b, 4, "rejects");
+    w_str(&b, "req");
+    w_uint(&b, 3);
+    w_str(&b, "items");
+    w_arr(&b, 0);
+    s_msg_bad(&b, "more: missing");
+
+    s_head(&b, 5, "rejects");
+    w_str(&b, "req");
+    w_uint(&b, 3);
+    w_str(&b, "more");
+    w_byte(&b, 0xc2);
+    w_str(&b, "items");
+    w_arr(&b, AMITY_REJECTS_MAX + 1);
+    for (int i = 0; i < AMITY_REJECTS_MAX + 1; i++) {
+        w_map(&b, 0);
+    }
+    s_msg_bad(&b, "items: 1001 items exceed the limit of 1000");
+
+    static const char *const keys[5] = { "office", "id", "why", "ts", "rec" };
+    for (int k = 0; k < 5; k++) {
+        char want[80];
+        s_rejects_with(&b, keys[k], NULL);
+        (void)snprintf(want, sizeof(want), "items[0].%s: missing", keys[k]);
+        s_msg_bad(&b, want);
+    }
+    s_rejects_with(&b, NULL, "ts");
+    s_msg_bad(&b, "items[0].ts: not an unsigned integer (got str)");
+    s_rejects_with(&b, NULL, "rec");
+    s_msg_bad(&b, "items[0].rec: not a bin (got str)");
+
+    /* a kept record over AMITY_REJECT_REC_MAX */
+    uint8_t *big = calloc(1, AMITY_REJECT_REC_MAX + 1);
+    assert_non_null(big);
+    s_head(&b, 5, "rejects");
+    w_str(&b, "req");
+    w_uint(&b, 3);
+    w_str(&b, "more");
+    w_byte(&b, 0xc2);
+    w_str(&b, "items");
+    w_arr(&b, 1);
+    w_map(&b, 5);
+    w_str(&b, "office");
+    w_str(&b, "hoi-viet-my");
+    w_str(&b, "id");
+    w_str(&b, "x");
+    w_str(&b, "why");
+    w_str(&b, "x");
+    w_str(&b, "ts");
+    w_uint(&b, 1);
+    w_str(&b, "rec");
+    w_byte(&b, 0xc6); /* bin32 */
+    w_be(&b, AMITY_REJECT_REC_MAX + 1, 4);
+    w_raw(&b, big, AMITY_REJECT_REC_MAX + 1);
+    s_msg_bad(&b, "items[0].rec: 65537 bytes exceed the limit of 65536");
+    free(big);
+
+    /* an item key given twice */
+    s_head(&b, 5, "rejects");
+    w_str(&b, "req");
+    w_uint(&b, 3);
+    w_str(&b, "more");
+    w_byte(&b, 0xc2);
+    w_str(&b, "items");
+    w_arr(&b, 1);
+    w_map(&b, 6);
+    w_str(&b, "id");
+    w_str(&b, "a");
+    w_str(&b, "office");
+    w_str(&b, "hoi-viet-my");
+    w_str(&b, "id");
+    w_str(&b, "b");
+    w_str(&b, "why");
+    w_str(&b, "x");
+    w_str(&b, "ts");
+    w_uint(&b, 1);
+    w_str(&b, "rec");
+    w_bin(&b, "", 0);
+    s_msg_bad(&b, "items[0].id: given twice");
+
+    /* growth: unknown keys in the item and at the top are ignored */
+    char why[256];
+    amity_msg_t m;
+    s_head(&b, 6, "rejects");
+    w_str(&b, "req");
+    w_uint(&b, 3);
+    w_str(&b, "more");
+    w_byte(&b, 0xc2);
+    w_str(&b, "x-future");
+    w_arr(&b, 1);
+    w_uint(&b, 1);
+    w_str(&b, "items");
+    w_arr(&b, 1);
+    w_map(&b, 6);
+    w_str(&b, "office");
+    w_str(&b, "hoi-viet-my");
+    w_str(&b, "id");
+    w_str(&b, "hvm-1");
+    w_str(&b, "why");
+    w_str(&b, "date: 2017-02-30 is not a calendar date");
+    w_str(&b, "ts");
+    w_uint(&b, 5);
+    w_str(&b, "rec");
+    w_bin(&b, "\x80", 1);
+    w_str(&b, "seen-by");
+    w_str(&b, "shard-9");
+    assert_int_equal(amity_msg_decode(b.data, b.len, &m, why, sizeof(why)), 0);
+    assert_int_equal(m.type, AMITY_MSG_REJECTS);
+    assert_int_equal(m.n_rejects, 1);
+    assert_false(m.has_shard);
+    assert_null(m.next.ptr);
+    assert_int_equal(m.rejects[0].ts, 5);
+    assert_int_equal(m.rejects[0].rec.len, 1);
+    amity_msg_clear(&m);
+    amity_buf_clear(&b);
+}
+
+static void
+test_proto_msg_rejects_encode_refuses(void **state)
+{
+    (void)state;
+    s_rej_sample_t *s = malloc(sizeof(*s));
+    amity_msg_t m;
+    amity_buf_t b;
+    assert_non_null(s);
+    s_rej_sample_init(s);
+    amity_buf_init(&b);
+
+    s_rej_msg(s, 1, &m);
+    m.limit = AMITY_REJECTS_MAX + 1;
+    assert_int_equal(amity_msg_encode(&m, &b), AMITY_EINVAL);
+
+    s_rej_msg(s, 7, &m);
+    m.n_rejects = AMITY_REJECTS_MAX + 1;
+    assert_int_equal(amity_msg_encode(&m, &b), AMITY_EINVAL);
+
+    s_rej_msg(s, 7, &m);
+    s->items[2].rec.len = AMITY_REJECT_REC_MAX + 1;
+    assert_int_equal(amity_msg_encode(&m, &b), AMITY_EINVAL);
+    s->items[2].rec.len = AMITY_REJECT_REC_MAX;
+
+    s_rej_msg(s, 6, &m);
+    m.rejects = NULL;
+    assert_int_equal(amity_msg_encode(&m, &b), AMITY_EINVAL);
+    assert_int_equal(b.len, 0);
+    amity_buf_clear(&b);
+    free(s);
+}
+
 int
 main(void)
 {
@@ -1992,6 +2398,10 @@ main(void)
         cmocka_unit_test(test_proto_msg_encode_refuses),
         cmocka_unit_test(test_proto_msg_golden_submit),
         cmocka_unit_test(test_proto_names_and_views),
+        cmocka_unit_test(test_proto_msg_rejects_round_trip),
+        cmocka_unit_test(test_proto_msg_rejects_every_strict_prefix_rejected),
+        cmocka_unit_test(test_proto_msg_rejects_decode_errors),
+        cmocka_unit_test(test_proto_msg_rejects_encode_refuses),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include <czmq.h>
 
 #include "amity/buf.h"
+#include "amity/clock.h"
 #include "amity/err.h"
 #include "amity/keys.h"
 #include "amity/proto.h"
@@ -780,6 +781,170 @@ test_aggregate_config_check(void **state)
     s_rmdir(keys);
 }
 
+/*  A record the validator rejected, kept in the fixture: {id, note}. */
+static aggregate_item_t
+s_rejected_item(fx_t *fx, const char *office, const char *id, const char *why)
+{
+    static const char note[] = "Đoàn Hội hữu nghị Việt – Mỹ";
+    amity_fields_t f = { 0 };
+    assert_true(fx->n_bufs < S_BUFS);
+    amity_buf_t *b = &fx->bufs[fx->n_bufs++];
+    amity_buf_reset(b);
+    f.n_fields = 2;
+    f.fields[0] =
+        (amity_field_t){ "id", 2, { .type = AMITY_VAL_STR, .as.s = { id, strlen(id) } } };
+    f.fields[1] = (amity_field_t){
+        "note", 4, { .type = AMITY_VAL_STR, .as.s = { note, sizeof note - 1 } }
+    };
+    assert_int_equal(amity_fields_encode(&f, b), 0);
+    return (aggregate_item_t){
+        .office = office,
+        .ing = amity_view_str("ing-1"),
+        .conn = amity_view_str("c"),
+        .tag = 1,
+        .ok = false,
+        .rec = { b->data, b->len },
+        .why = amity_view_str(why),
+    };
+}
+
+static bool
+s_view_is(amity_view_t v, const char *s)
+{
+    return v.len == strlen(s) && (v.len == 0 || memcmp(v.ptr, s, v.len) == 0);
+}
+
+/*  A page's items copied out: "office id why" per line. */
+static void
+s_page_text(const aggregate_rejects_page_t *p, amity_buf_t *out)
+{
+    for (size_t i = 0; i < p->n_items; i++) {
+        const amity_reject_item_t *it = &p->items[i];
+        assert_int_equal(amity_buf_append(out, it->office.ptr, it->office.len), 0);
+        assert_int_equal(amity_buf_append(out, " ", 1), 0);
+        assert_int_equal(amity_buf_append(out, it->id.ptr, it->id.len), 0);
+        assert_int_equal(amity_buf_append(out, " ", 1), 0);
+        assert_int_equal(amity_buf_append(out, it->why.ptr, it->why.len), 0);
+        assert_int_equal(amity_buf_append(out, "\n", 1), 0);
+    }
+}
+
+static int
+s_txn_put_junk(amity_txn_t *txn, void *arg)
+{
+    (void)arg;
+    /* a key of the rejects form holding a value that is not a reject */
+    static const uint8_t key[] = { 'h', 'o', 'i', '-', 'v', 'i', 'e', 't', '-', 'm', 'y', 0,
+                                   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1 };
+    return amity_txn_put(txn, AGGREGATE_DB_REJECTS, key, sizeof key, "\xc1", 1);
+}
+
+static void
+test_aggregate_rejects_page_scan(void **state)
+{
+    fx_t *fx = *state;
+    const aggregate_rejects_page_t *p = NULL;
+    static const char *const why_date = "date: 2017-02-30 is not a calendar date";
+    static const char *const why_kind = "kind: 'giao_lưu' is not a kind";
+
+    /* nothing kept yet */
+    assert_int_equal(aggregate_db_rejects(fx->db, "", 0, NULL, 0, 0, &p), 0);
+    assert_int_equal(p->n_items, 0);
+    assert_false(p->more);
+    assert_null(p->next.ptr);
+
+    /* five validator rejections over two offices, and a conflict */
+    aggregate_item_t items[5] = {
+        s_rejected_item(fx, OFFICE, "hvm-1", why_date),
+        s_rejected_item(fx, "hoi-viet-duc", "hvd-1", why_kind),
+        s_rejected_item(fx, OFFICE, "hvm-2", why_kind),
+        s_rejected_item(fx, OFFICE, "hvm-3", why_date),
+        s_rejected_item(fx, "hoi-viet-duc", "hvd-2", why_date),
+    };
+    s_apply(fx, items, 5);
+    amity_record_t a, b;
+    s_delegation(&a, "hvm-c", 1, 1, 2);
+    s_delegation(&b, "hvm-c", 1, 1, 3);
+    s_apply_one(fx, OFFICE, &a, AMITY_VERDICT_ACCEPTED);
+    s_apply_one(fx, OFFICE, &b, AMITY_VERDICT_REJECTED);
+
+    /* every office: key order, so by office, then by time */
+    amity_buf_t all, paged;
+    amity_buf_init(&all);
+    amity_buf_init(&paged);
+    assert_int_equal(aggregate_db_rejects(fx->db, "", 0, NULL, 0, 0, &p), 0);
+    assert_int_equal(p->n_items, 6);
+    assert_false(p->more);
+    assert_non_null(p->next.ptr);
+    assert_true(s_view_is(p->items[0].office, "hoi-viet-duc"));
+    assert_true(s_view_is(p->items[0].id, "hvd-1"));
+    assert_true(s_view_is(p->items[0].why, why_kind));
+    assert_true(s_view_is(p->items[1].id, "hvd-2"));
+    assert_true(s_view_is(p->items[2].office, OFFICE));
+    assert_true(s_view_is(p->items[2].id, "hvm-1"));
+    assert_true(s_view_is(p->items[5].id, "hvm-c"));
+    assert_true(s_view_is(p->items[5].why, "rev: 1 is already recorded with other content "
+                                           "(conflict)"));
+    /* the record as sent (the validator's items), byte for byte */
+    assert_int_equal(p->items[0].rec.len, items[1].rec.len);
+    assert_memory_equal(p->items[0].rec.ptr, items[1].rec.ptr, items[1].rec.len);
+    int64_t now = amity_clock_wall_ms();
+    for (size_t i = 0; i < p->n_items; i++) {
+        assert_true(p->items[i].ts > 0 && p->items[i].ts <= (uint64_t)now);
+        if (i > 0 && s_view_is(p->items[i].office, OFFICE) &&
+            s_view_is(p->items[i - 1].office, OFFICE)) {
+            assert_true(p->items[i].ts >= p->items[i - 1].ts);
+        }
+    }
+    s_page_text(p, &all);
+
+    /* one office: its prefix only */
+    assert_int_equal(aggregate_db_rejects(fx->db, "hoi-viet-duc", 12, NULL, 0, 0, &p), 0);
+    assert_int_equal(p->n_items, 2);
+    assert_false(p->more);
+    assert_int_equal(aggregate_db_rejects(fx->db, OFFICE, strlen(OFFICE), NULL, 0, 0, &p), 0);
+    assert_int_equal(p->n_items, 4);
+    for (size_t i = 0; i < p->n_items; i++) {
+        assert_true(s_view_is(p->items[i].office, OFFICE));
+    }
+    assert_int_equal(aggregate_db_rejects(fx->db, "hoi-viet-uc", 11, NULL, 0, 0, &p), 0);
+    assert_int_equal(p->n_items, 0);
+
+    /* pages of 4 resumed after `next`: the same list */
+    uint8_t after[128];
+    size_t after_len = 0;
+    int pages = 0;
+    do {
+        assert_int_equal(aggregate_db_rejects(fx->db, "", 0, after_len ? after : NULL, after_len,
+                                              4, &p),
+                         0);
+        assert_true(p->n_items <= 4);
+        s_page_text(p, &paged);
+        pages++;
+        if (p->more) {
+            assert_non_null(p->next.ptr);
+            assert_true(p->next.len <= sizeof after);
+            memcpy(after, p->next.ptr, p->next.len);
+            after_len = p->next.len;
+        }
+    } while (p->more && pages < 10);
+    assert_int_equal(pages, 2);
+    assert_int_equal(paged.len, all.len);
+    assert_memory_equal(paged.data, all.data, all.len);
+
+    /* a value that is not a reject is skipped, yet the page moves past it */
+    assert_int_equal(amity_store_update(aggregate_db_store(fx->db), s_txn_put_junk, NULL), 0);
+    assert_int_equal(aggregate_db_rejects(fx->db, OFFICE, strlen(OFFICE), NULL, 0, 0, &p), 0);
+    assert_int_equal(p->n_items, 4);
+    assert_int_equal(p->next.len, strlen(OFFICE) + 1 + 8 + 4);
+    assert_int_equal(p->next.ptr[p->next.len - 1], 1); /* the junk key, scanned last */
+
+    /* the office must be an office id */
+    assert_int_equal(aggregate_db_rejects(fx->db, "Hoi Viet", 8, NULL, 0, 0, &p), AMITY_EINVAL);
+    amity_buf_clear(&all);
+    amity_buf_clear(&paged);
+}
+
 int
 main(void)
 {
@@ -797,6 +962,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_aggregate_snapshot_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_batch_split_by_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_config_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_rejects_page_scan, setup, teardown),
     };
     return cmocka_run_group_tests_name("svc_aggregate", tests, NULL, NULL);
 }

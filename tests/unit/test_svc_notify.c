@@ -1246,23 +1246,23 @@ test_notify_core_malformed_echoes_req(void **state)
 {
     s_cfx_t *f = *state;
     /* {"v": 1, "t": "query", "req": 77}: no prefix */
-    static const uint8_t no_prefix[] = { 0x83, 0xa1, 'v',  0x01, 0xa1, 't', 0xa5, 'q', 'u',
-                                         'e',  'r',  'y',  0xa3, 'r',  'e', 'q',  0x4d };
+    static const uint8_t no_prefix[] = { 0x83, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q', 'u',
+                                         'e',  'r',  'y', 0xa3, 'r',  'e', 'q',  0x4d };
     /* {"v": 2, "t": "query", "req": 5, "prefix": ""} */
-    static const uint8_t v2[] = { 0x84, 0xa1, 'v', 0x02, 0xa1, 't', 0xa5, 'q', 'u', 'e', 'r',
-                                  'y',  0xa3, 'r', 'e',  'q',  0x05, 0xa6, 'p', 'r', 'e', 'f',
-                                  'i',  'x',  0xa0 };
+    static const uint8_t v2[] = { 0x84, 0xa1, 'v', 0x02, 0xa1, 't', 0xa5, 'q',  'u',
+                                  'e',  'r',  'y', 0xa3, 'r',  'e', 'q',  0x05, 0xa6,
+                                  'p',  'r',  'e', 'f',  'i',  'x', 0xa0 };
     /* {"v": 1, "t": "query", "req": "7", "prefix": ""}: req is no uint */
-    static const uint8_t str_req[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q', 'u',
-                                       'e',  'r',  'y', 0xa3, 'r',  'e', 'q', 0xa1, '7',
-                                       0xa6, 'p',  'r', 'e',  'f',  'i', 'x', 0xa0 };
+    static const uint8_t str_req[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q',  'u',
+                                       'e',  'r',  'y', 0xa3, 'r',  'e', 'q',  0xa1, '7',
+                                       0xa6, 'p',  'r', 'e',  'f',  'i', 'x',  0xa0 };
     /* {"v": 1, "t": "query", "req": 9, "req": 9}: which req? none */
-    static const uint8_t twice[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa5, 'q', 'u', 'e', 'r',
+    static const uint8_t twice[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't',  0xa5, 'q', 'u', 'e', 'r',
                                      'y',  0xa3, 'r', 'e',  'q',  0x09, 0xa3, 'r', 'e', 'q', 0x09 };
     /* {"v": 1, "t": "sub", "req": 78, "prefixes": ["" x 65]} */
-    static const uint8_t sub_head[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't', 0xa3, 's', 'u', 'b',
-                                        0xa3, 'r',  'e', 'q',  0x4e, 0xa8, 'p', 'r', 'e', 'f',
-                                        'i',  'x',  'e', 's',  0xdc, 0x00, 0x41 };
+    static const uint8_t sub_head[] = { 0x84, 0xa1, 'v', 0x01, 0xa1, 't',  0xa3, 's',  'u',
+                                        'b',  0xa3, 'r', 'e',  'q',  0x4e, 0xa8, 'p',  'r',
+                                        'e',  'f',  'i', 'x',  'e',  's',  0xdc, 0x00, 0x41 };
     uint8_t sub[128], trailing[sizeof(no_prefix) + 1];
     const amity_msg_t *r;
     size_t n = 0, i;
