@@ -34,7 +34,8 @@ s_build(const char *program, const char *summary, const char *timeout_default)
         { "notify", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, notify), AMITY_CLIENT_NOTIFY_DEFAULT,
           0, 0, "notify endpoint (query, subscribe)" },
         { "office", AMITY_OPT_STR, offsetof(amity_cli_cfg_t, office), NULL, 0, 0,
-          "development mode: the office to submit as (submit)" },
+          "development mode: the office to submit as (submit); query --rejects: list only "
+          "this office's rejected records" },
         { "window", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, window), "4096", 1, 1 << 20,
           "records in flight at most (submit)" },
         { "batch", AMITY_OPT_INT, offsetof(amity_cli_cfg_t, batch), "256", 1, 8192,

@@ -20,12 +20,12 @@
 
 /* One gathered record: its parts in the arena, NUL-terminated strings. */
 typedef struct {
-    int64_t ts_ms;     /* when it was rejected */
-    size_t office;     /* offsets into the arena */
+    int64_t ts_ms; /* when it was rejected */
+    size_t office; /* offsets into the arena */
     size_t id;
     size_t why;
     size_t rec;
-    size_t rec_len;    /* bytes of the record */
+    size_t rec_len; /* bytes of the record */
 } s_item_t;
 
 typedef struct {
@@ -350,8 +350,14 @@ s_base64(amity_buf_t *out, const uint8_t *p, size_t len)
         }
         q[0] = abc[(v >> 18) & 63];
         q[1] = abc[(v >> 12) & 63];
-        q[2] = i + 1 < len ? abc[(v >> 6) & 63] : '=';
-        q[3] = i + 2 < len ? abc[v & 63] : '=';
+        q[2] = '=';
+        q[3] = '=';
+        if (i + 1 < len) {
+            q[2] = abc[(v >> 6) & 63];
+        }
+        if (i + 2 < len) {
+            q[3] = abc[v & 63];
+        }
         rc = amity_buf_append(out, q, 4);
     }
     if (rc == 0) {

@@ -119,8 +119,8 @@ typedef struct {
     bool table;      /* rows into t, else lines to stdout */
     amity_table_t t; /* time, office, id, reason */
     amity_buf_t line;
-    size_t n;        /* records seen */
-    bool broken;     /* stdout failed */
+    size_t n;    /* records seen */
+    bool broken; /* stdout failed */
 } s_rejects_t;
 
 static int
@@ -204,9 +204,10 @@ main(int argc, char **argv)
         return r == AMITY_CONFIG_EXIT_OK ? 0 : AMITY_EXIT_CONFIG;
     }
     if (flags.rejects ? n_args != 0 : n_args != 1) {
-        fprintf(stderr, flags.rejects ? "amity-query: --rejects takes no PREFIX; see --help\n"
-                                      : "amity-query: expected one PREFIX (\"\" for everything); "
-                                        "see --help\n");
+        (void)fprintf(stderr, flags.rejects
+                                  ? "amity-query: --rejects takes no PREFIX; see --help\n"
+                                  : "amity-query: expected one PREFIX (\"\" for everything); "
+                                    "see --help\n");
         amity_cli_free(&cfg);
         return AMITY_EXIT_CONFIG;
     }
@@ -216,7 +217,8 @@ main(int argc, char **argv)
     } else {
         rc = amity_query(&opts, args[0], s_collect, &acc, &seq, (int)cfg.timeout_ms);
         if (rc == 0) {
-            rc = flags.table ? s_totals_table(&acc, &out) : amity_totals_json(acc.t, acc.n, true, &out);
+            rc = flags.table ? s_totals_table(&acc, &out)
+                             : amity_totals_json(acc.t, acc.n, true, &out);
             if (rc == 0 && !flags.table) {
                 rc = amity_buf_append(&out, "\n", 1);
             }
@@ -226,20 +228,18 @@ main(int argc, char **argv)
         }
     }
     if (rc == 0) {
-        if (out.len > 0) {
-            fwrite(out.data, 1, out.len, stdout);
-        }
-        if (fflush(stdout) != 0) {
+        if ((out.len > 0 && fwrite(out.data, 1, out.len, stdout) != out.len) ||
+            fflush(stdout) != 0) {
             exit_code = AMITY_EXIT_RUNTIME;
         }
     } else if (rc == AMITY_EAGAIN) {
-        fprintf(stderr, "amity-query: notify at %s did not answer within %lld ms\n", opts.notify,
-                (long long)cfg.timeout_ms);
+        (void)fprintf(stderr, "amity-query: notify at %s did not answer within %lld ms\n",
+                      opts.notify, (long long)cfg.timeout_ms);
         exit_code = S_EXIT_UNREACHABLE;
     } else {
-        fprintf(stderr, "amity-query: %s\n",
-                rc == AMITY_EINVAL ? "notify refused the request (the reason is logged above)"
-                                   : amity_strerror(rc));
+        (void)fprintf(stderr, "amity-query: %s\n",
+                      rc == AMITY_EINVAL ? "notify refused the request (the reason is logged above)"
+                                         : amity_strerror(rc));
         exit_code = AMITY_EXIT_RUNTIME;
     }
     for (size_t i = 0; i < acc.n; i++) {

@@ -176,6 +176,7 @@ s_view_update(s_view_t *v, const amity_total_t *t, size_t n)
             }
             memmove(&v->rows[at + 1], &v->rows[at], (v->n - at) * sizeof(*v->rows));
             v->rows[at].key = key;
+            v->rows[at].changed = false;
             v->n++;
         }
         v->rows[at].value = t[i].value;
@@ -349,11 +350,11 @@ main(int argc, char **argv)
         return r == AMITY_CONFIG_EXIT_OK ? 0 : AMITY_EXIT_CONFIG;
     }
     if (n_args < 1) {
-        fprintf(stderr, "amity-subscribe: expected at least one PREFIX; see --help\n");
+        (void)fprintf(stderr, "amity-subscribe: expected at least one PREFIX; see --help\n");
         amity_cli_free(&cfg);
         return AMITY_EXIT_CONFIG;
     }
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    (void)setvbuf(stdout, NULL, _IOLBF, 0);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = s_on_signal;
     sigemptyset(&sa.sa_mask);
@@ -371,7 +372,7 @@ main(int argc, char **argv)
     out.notify_ep = opts.notify;
     rc = amity_sub_new(&sub, &opts, (const char *const *)args, (size_t)n_args, s_on_event, &out);
     if (rc != 0) {
-        fprintf(stderr, "amity-subscribe: %s\n", amity_strerror(rc));
+        (void)fprintf(stderr, "amity-subscribe: %s\n", amity_strerror(rc));
         amity_buf_clear(&out.line);
         amity_buf_clear(&out.view.screen);
         amity_cli_free(&cfg);
@@ -392,7 +393,7 @@ main(int argc, char **argv)
         }
         rc = amity_sub_poll(sub, wait);
         if (rc != 0) {
-            fprintf(stderr, "amity-subscribe: %s\n", amity_strerror(rc));
+            (void)fprintf(stderr, "amity-subscribe: %s\n", amity_strerror(rc));
             break;
         }
     }

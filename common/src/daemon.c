@@ -68,8 +68,7 @@ amity_daemon_ready(const char *status)
     s_init();
     if (status && status[0]) {
         /* one line: a newline would start another assignment */
-        (void)snprintf(msg, sizeof msg, "READY=1\nSTATUS=%.*s", (int)strcspn(status, "\n"),
-                       status);
+        (void)snprintf(msg, sizeof msg, "READY=1\nSTATUS=%.*s", (int)strcspn(status, "\n"), status);
     } else {
         (void)snprintf(msg, sizeof msg, "READY=1");
     }

@@ -394,7 +394,7 @@ s_recv(void *sock, amity_frame_t *frames, int max_frames, bool keep_head, int *n
         }
         more = zmq_msg_more(&msg);
         parts++;
-        if (parts == 1) { s_take_user_id(&msg, user_id, user_id_len); }
+        s_take_user_id(&msg, user_id, user_id_len);
         if (n == max_frames && !keep_head) {
             zmq_msg_close(&msg);
             rc = more ? s_drain(sock) : 0;
@@ -445,8 +445,8 @@ amity_sock_recv_frames(void *sock, amity_frame_t *frames, int max_frames, char *
 }
 
 int
-amity_sock_recv_head(void *sock, amity_frame_t *frames, int max_frames, int *n_parts,
-                     char *user_id, size_t user_id_len)
+amity_sock_recv_head(void *sock, amity_frame_t *frames, int max_frames, int *n_parts, char *user_id,
+                     size_t user_id_len)
 {
     AMITY_ASSERT(n_parts);
     return s_recv(sock, frames, max_frames, true, n_parts, user_id, user_id_len);

@@ -5,10 +5,10 @@
 #
 #   deploy/k8s/secrets.sh keys | kubectl apply -f -
 #
-#   Secret amity-ingest-keys     server.key (ingest), service.key (svc-ingest)
-#   Secret amity-validate-key    service.key (svc-validate-1, shared by all replicas)
+#   Secret amity-ingest-keys     key (svc-ingest: offices and validators check it)
+#   Secret amity-validate-key    key (svc-validate-1, shared by all replicas)
 #   Secret amity-aggregate-keys  svc-shard-N.key for every shard N (pod N reads its own)
-#   Secret amity-notify-keys     server.key (notify), service.key (svc-notify)
+#   Secret amity-notify-keys     key (svc-notify: subscribers and shards check it)
 #   ConfigMap amity-peers        public certs of all amity services (svc-*.cert)
 #   ConfigMap amity-offices      offices' public certs, for ingest
 #                                (edge's clients directory)
@@ -27,20 +27,15 @@ NS=${AMITY_NAMESPACE:-amity}
 
 gen() { kubectl create "$@" --namespace "$NS" --dry-run=client -o yaml; echo ---; }
 
-gen secret generic amity-ingest-keys \
-    --from-file=server.key="$CA/ingest.cert_secret" \
-    --from-file=service.key="$CA/svc-ingest.cert_secret"
-gen secret generic amity-validate-key \
-    --from-file=service.key="$CA/svc-validate-1.cert_secret"
+gen secret generic amity-ingest-keys --from-file=key="$CA/svc-ingest.cert_secret"
+gen secret generic amity-validate-key --from-file=key="$CA/svc-validate-1.cert_secret"
 set --
 for f in "$CA"/svc-shard-*.cert_secret; do
     n=$(basename "$f" .cert_secret)
     set -- "$@" --from-file="$n.key=$f"
 done
 gen secret generic amity-aggregate-keys "$@"
-gen secret generic amity-notify-keys \
-    --from-file=server.key="$CA/notify.cert_secret" \
-    --from-file=service.key="$CA/svc-notify.cert_secret"
+gen secret generic amity-notify-keys --from-file=key="$CA/svc-notify.cert_secret"
 gen configmap amity-peers --from-file="$K/hosts/store-0/etc/amity/peers"
 gen configmap amity-offices --from-file="$K/hosts/edge/etc/amity/clients"
 gen configmap amity-clients --from-file="$K/hosts/store-0/etc/amity/clients"

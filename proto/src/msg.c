@@ -43,9 +43,8 @@ enum {
 };
 
 static const char *const s_keys[K_COUNT] = {
-    "v",    "t",    "office", "ing",      "conn", "req",   "shard", "epoch", "seq",
-    "prev", "more", "prefix", "prefixes", "recs", "items", "kv",    "why",
-    "after", "limit", "next",
+    "v",    "t",      "office",   "ing",  "conn",  "req", "shard", "epoch", "seq",   "prev",
+    "more", "prefix", "prefixes", "recs", "items", "kv",  "why",   "after", "limit", "next",
 };
 
 /*  Index of the key k (n bytes) in names[0..count), or -1. */
@@ -87,8 +86,7 @@ static const struct {
     [AMITY_MSG_UNSUB] = { "unsub", 0, 0 },
     [AMITY_MSG_ERROR] = { "error", B(K_WHY), B(K_REQ) },
     [AMITY_MSG_REJREQ] = { "rejreq", B(K_REQ) | B(K_LIMIT), B(K_OFFICE) | B(K_AFTER) },
-    [AMITY_MSG_REJECTS] = { "rejects", B(K_REQ) | B(K_MORE) | B(K_ITEMS),
-                            B(K_SHARD) | B(K_NEXT) },
+    [AMITY_MSG_REJECTS] = { "rejects", B(K_REQ) | B(K_MORE) | B(K_ITEMS), B(K_SHARD) | B(K_NEXT) },
 };
 
 static const char *const s_verdicts[] = { "?", "accepted", "duplicate", "rejected" };

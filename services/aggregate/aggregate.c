@@ -178,8 +178,7 @@ s_check_state(const char *state)
     for (;;) {
         if (stat(path, &st) == 0) {
             if (!S_ISDIR(st.st_mode)) {
-                amity_log_error("state: %s cannot be created: %s is not a directory", state,
-                                path);
+                amity_log_error("state: %s cannot be created: %s is not a directory", state, path);
                 return AMITY_EINVAL;
             }
             if (access(path, W_OK | X_OK) != 0) {

@@ -880,7 +880,7 @@ aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_le
 
 /*  Rejects page scan state. */
 typedef struct {
-    s_rej_t *rej;         /* the page being filled */
+    s_rej_t *rej;          /* the page being filled */
     const uint8_t *prefix; /* office "\0", or NULL for every office */
     size_t prefix_len;     /* its bytes */
     const void *after;     /* resume after this key (NULL: from the first) */
@@ -921,8 +921,10 @@ s_rej_entry(const void *key, size_t key_len, const void *val, size_t val_len, vo
     }
     const uint8_t *nul = memchr(key, '\0', key_len);
     if (!nul || key_len != (size_t)(nul - (const uint8_t *)key) + 1 + 8 + 4) {
-        amity_log_warn_rl(10, "state: a rejects key of %zu bytes has no office \"\\0\" time "
-                          "counter form; skipped", key_len);
+        amity_log_warn_rl(10,
+                          "state: a rejects key of %zu bytes has no office \"\\0\" time "
+                          "counter form; skipped",
+                          key_len);
         return 0;
     }
     if (amity_fields_decode(val, val_len, &s->f, dwhy, sizeof dwhy) < 0) {
@@ -999,14 +1001,14 @@ s_rej_view(const amity_buf_t *b, size_t off, size_t len)
 }
 
 int
-aggregate_db_rejects(aggregate_db_t *self, const char *office, size_t office_len,
-                     const void *after, size_t after_len, size_t limit,
-                     const aggregate_rejects_page_t **out)
+aggregate_db_rejects(aggregate_db_t *self, const char *office, size_t office_len, const void *after,
+                     size_t after_len, size_t limit, const aggregate_rejects_page_t **out)
 {
     AMITY_ASSERT(self && out && (office || office_len == 0) && (after || after_len == 0));
     *out = NULL;
     uint8_t prefix[AMITY_OFFICE_MAX + 1];
-    if (office_len > 0 && (office_len > AMITY_OFFICE_MAX || !amity_office_valid(office, office_len))) {
+    if (office_len > 0 &&
+        (office_len > AMITY_OFFICE_MAX || !amity_office_valid(office, office_len))) {
         return AMITY_EINVAL;
     }
     if (!self->rej) {

@@ -117,12 +117,12 @@ int aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefi
 /*  One page of the rejects database, owned by the db and valid until the
  *  next aggregate_db_rejects call. */
 typedef struct {
-    size_t n_items;              /**< kept rejections in this page */
-    amity_reject_item_t *items;  /**< office, id, why, ts, rec (views into the db's page memory;
-                                      a record longer than AMITY_REJECT_REC_MAX is cut to it) */
-    bool more;                   /**< further rejections follow `next` */
-    amity_view_t next;           /**< key of the last entry scanned, to resume after (ptr NULL
-                                      when the page scanned nothing) */
+    size_t n_items;             /**< kept rejections in this page */
+    amity_reject_item_t *items; /**< office, id, why, ts, rec (views into the db's page memory;
+                                     a record longer than AMITY_REJECT_REC_MAX is cut to it) */
+    bool more;                  /**< further rejections follow `next` */
+    amity_view_t next;          /**< key of the last entry scanned, to resume after (ptr NULL
+                                     when the page scanned nothing) */
 } aggregate_rejects_page_t;
 
 /*  Reads one page of the rejects database inside ONE read transaction: the

@@ -37,7 +37,7 @@
 
 #define OFFICE_REQUIRED "office: required in development mode"
 
-#define POLL_MAX 6 /* signal, ZAP, two monitors, clients, verdicts */
+#define POLL_MAX  6 /* signal, ZAP, two monitors, clients, verdicts */
 #define PARTS_MAX 3 /* frames kept of a message: one more than any valid one */
 
 struct ingest_t {

@@ -35,7 +35,7 @@ struct notify_core {
     size_t cap_kv;          /**< entries allocated */
     notify_stats_t stats;   /**< counters */
     bool secure;            /**< requests need a peer */
-    notify_rejects_t *rejects; /**< rejected-records listings being gathered */
+    notify_rejects_t *rej;  /**< rejected-records listings being gathered */
 };
 
 static int
@@ -91,7 +91,7 @@ notify_core_new(notify_core_t **out, size_t n_shards, size_t max_subscribers, ui
         rc = notify_subs_new(&self->subs, max_subscribers);
     }
     if (rc == 0) {
-        rc = notify_rejects_new(&self->rejects, n_shards, &self->out);
+        rc = notify_rejects_new(&self->rej, n_shards, &self->out);
     }
     if (rc != 0) {
         notify_core_destroy(&self);
@@ -113,7 +113,7 @@ notify_core_destroy(notify_core_t **self_p)
     }
     notify_merge_destroy(&self->merge);
     notify_subs_destroy(&self->subs);
-    notify_rejects_destroy(&self->rejects);
+    notify_rejects_destroy(&self->rej);
     notify_outbox_clear(&self->out);
     free(self->entries);
     free(self->kv);
@@ -140,7 +140,7 @@ notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, in
         return notify_merge_on_snap(self->merge, shard, m, now_ms);
     case AMITY_MSG_REJECTS:
     case AMITY_MSG_ERROR:
-        return notify_rejects_on_shard(self->rejects, shard, m, now_ms);
+        return notify_rejects_on_shard(self->rej, shard, m, now_ms);
     default:
         self->stats.n_bad_shard++;
         amity_log_warn_rl(10, "shard=%zu: unexpected message type '%s' from a shard; dropped",
@@ -418,21 +418,21 @@ s_on_rejreq(notify_core_t *self, const amity_peer_t *peer, const uint8_t *rid, s
     if (office.ptr && !amity_office_valid((const char *)office.ptr, office.len)) {
         return s_reply_error(self, rid, rid_len, m->req, "office: not a valid office id");
     }
-    return notify_rejects_start(self->rejects, rid, rid_len, m->req, office, m->limit, now_ms);
+    return notify_rejects_start(self->rej, rid, rid_len, m->req, office, m->limit, now_ms);
 }
 
 void
 notify_core_set_shard_name(notify_core_t *self, size_t shard, const char *name)
 {
     AMITY_ASSERT(self && name);
-    notify_rejects_set_shard_name(self->rejects, shard, name);
+    notify_rejects_set_shard_name(self->rej, shard, name);
 }
 
 bool
 notify_core_rejects_req(const notify_core_t *self, uint64_t req)
 {
     AMITY_ASSERT(self);
-    return notify_rejects_owns(self->rejects, req);
+    return notify_rejects_owns(self->rej, req);
 }
 
 void
@@ -542,7 +542,7 @@ notify_core_tick(notify_core_t *self, int64_t now_ms)
                            notify_subs_count(self->subs));
         }
     }
-    if (notify_rejects_tick(self->rejects, now_ms) != 0) {
+    if (notify_rejects_tick(self->rej, now_ms) != 0) {
         return AMITY_ENOMEM;
     }
     return notify_merge_tick(self->merge, now_ms);
@@ -555,8 +555,8 @@ notify_core_deadline(const notify_core_t *self)
 
     AMITY_ASSERT(self);
     t = notify_merge_deadline(self->merge);
-    if (notify_rejects_deadline(self->rejects) < t) {
-        t = notify_rejects_deadline(self->rejects);
+    if (notify_rejects_deadline(self->rej) < t) {
+        t = notify_rejects_deadline(self->rej);
     }
     return t < self->next_expire_ms ? t : self->next_expire_ms;
 }

@@ -53,7 +53,8 @@ void notify_core_destroy(notify_core_t **self_p);
 int notify_core_start(notify_core_t *self, int64_t now_ms);
 
 /*  A message from shard's SUB (totals) or DEALER (snap; rejects, and
- *  error for a rejected-records listing). Other types are counted as bad. Returns 0 or AMITY_ENOMEM (fatal). */
+ *  error for a rejected-records listing). Other types are counted as bad.
+ *  Returns 0 or AMITY_ENOMEM (fatal). */
 int notify_core_on_shard(notify_core_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms);
 
 /*  Secure mode: every client request must come with a peer (its key's

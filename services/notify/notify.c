@@ -410,12 +410,10 @@ s_flush(notify_t *self)
         if (rc != 0) {
             stats->n_drops++;
             if (e->dest == NOTIFY_TO_SHARD) {
-                amity_log_warn_rl(30,
-                                  "shard=%zu: cannot send %s to %s now (%s); %s",
-                                  e->shard, amity_msg_type_name(e->type), self->snap_ep[e->shard],
-                                  amity_strerror(rc),
-                                  e->type == AMITY_MSG_SNAPREQ ? "will retry"
-                                                               : "the listing will time out");
+                amity_log_warn_rl(
+                    30, "shard=%zu: cannot send %s to %s now (%s); %s", e->shard,
+                    amity_msg_type_name(e->type), self->snap_ep[e->shard], amity_strerror(rc),
+                    e->type == AMITY_MSG_SNAPREQ ? "will retry" : "the listing will time out");
             } else if (rc != AMITY_EAGAIN) {
                 amity_log_warn_rl(10, "client: send %s failed: %s", amity_msg_type_name(e->type),
                                   amity_strerror(rc));
@@ -576,9 +574,9 @@ s_drain_shard(notify_t *self, size_t shard, bool dealer)
             stats->n_bad_shard++;
             amity_log_warn_rl(10, "shard=%zu: malformed message on %s: %s; dropped", shard,
                               dealer ? self->snap_ep[shard] : self->totals_ep[shard], why);
-        } else if (dealer && (m.type == AMITY_MSG_REJECTS ||
-                              (m.type == AMITY_MSG_ERROR &&
-                               notify_core_rejects_req(self->core, m.req)))) {
+        } else if (dealer &&
+                   (m.type == AMITY_MSG_REJECTS ||
+                    (m.type == AMITY_MSG_ERROR && notify_core_rejects_req(self->core, m.req)))) {
             /* a page of rejected records, or a shard refusing a listing */
             rc = s_check(self, notify_core_on_shard(self->core, shard, &m, amity_clock_mono_ms()));
         } else if (dealer && m.type == AMITY_MSG_ERROR) {

@@ -49,13 +49,13 @@ typedef struct {
 } s_req_t;
 
 struct notify_rejects {
-    size_t n_shards;                        /**< S */
-    notify_outbox_t *out;                   /**< the core's outbox (borrowed) */
-    char (*names)[S_NAME_MAX];              /**< [S] shard names for messages */
+    size_t n_shards;                          /**< S */
+    notify_outbox_t *out;                     /**< the core's outbox (borrowed) */
+    char (*names)[S_NAME_MAX];                /**< [S] shard names for messages */
     s_req_t reqs[NOTIFY_REJECTS_PENDING_MAX]; /**< request slots */
-    uint64_t next_id;                       /**< last request id used */
-    amity_reject_item_t *chunk;             /**< reply chunk scratch (AMITY_REJECTS_MAX) */
-    notify_rejects_stats_t stats;           /**< counters */
+    uint64_t next_id;                         /**< last request id used */
+    amity_reject_item_t *chunk;               /**< reply chunk scratch (AMITY_REJECTS_MAX) */
+    notify_rejects_stats_t stats;             /**< counters */
 };
 
 int
@@ -389,8 +389,7 @@ s_take_page(s_req_t *r, size_t shard, const amity_msg_t *m)
 }
 
 int
-notify_rejects_on_shard(notify_rejects_t *self, size_t shard, const amity_msg_t *m,
-                        int64_t now_ms)
+notify_rejects_on_shard(notify_rejects_t *self, size_t shard, const amity_msg_t *m, int64_t now_ms)
 {
     char why[AMITY_WHY_MAX + S_NAME_MAX + 64], text[AMITY_WHY_MAX];
     s_req_t *r;

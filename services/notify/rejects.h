@@ -21,7 +21,7 @@
 #define NOTIFY_REJECTS_PENDING_MAX 16     /**< client requests gathered at once */
 #define NOTIFY_REJECTS_ITEMS_MAX   100000 /**< items gathered for one request */
 #define NOTIFY_REJECTS_BYTES_MAX   ((size_t)64 * 1024 * 1024) /**< ... and their bytes */
-#define NOTIFY_REJECTS_CHUNK_BYTES ((size_t)1024 * 1024) /**< a reply chunk stops past this */
+#define NOTIFY_REJECTS_CHUNK_BYTES ((size_t)1024 * 1024)      /**< a reply chunk stops past this */
 /*  Request ids sent to the shards start here, far above the merge's
  *  snapreq ids, so a shard's `error` tells whose request it refuses. */
 #define NOTIFY_REJECTS_REQ_BASE (UINT64_C(1) << 48)

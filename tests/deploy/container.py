@@ -220,7 +220,6 @@ def check_compose(c):
     c.ok(isinstance(doc, dict) and "services" in doc, "compose.yaml parses")
     services = doc.get("services", {})
     secrets = doc.get("secrets", {})
-    built = dl.security_options_built()
     tmp = tempfile.mkdtemp(prefix="amity-compose-")
     try:
         keys = os.path.join(tmp, "keys")
@@ -245,9 +244,6 @@ def check_compose(c):
             flags = dl.exec_flags(" ".join(str(x) for x in cmd))
             have = dl.options_of(d) or set()
             unknown = set(flags) - have - {"config"}
-            pending = unknown & dl.SECURITY_OPTIONS[d]
-            if pending and not built:
-                unknown -= pending
             c.ok(not unknown, "compose %s: flags are options of amity-%s" % (name, d),
                  ", ".join(sorted(unknown)))
             c.ok(svc.get("read_only") is True and svc.get("cap_drop") == ["ALL"] and
@@ -289,12 +285,10 @@ def check_compose(c):
                              "compose %s: mount source %s exists (with make-keys.sh's keys)" %
                              (name, src))
             used = svc.get("secrets", [])
-            for flag in ("server-key", "service-key"):
-                v = flags.get(flag)
-                if v:
-                    sec = v[len("/run/secrets/"):] if v.startswith("/run/secrets/") else None
-                    c.ok(sec in used and sec in secrets,
-                         "compose %s: --%s is its own secret %s" % (name, flag, sec), v)
+            v = flags.get("key")
+            sec = v[len("/run/secrets/"):] if v and v.startswith("/run/secrets/") else None
+            c.ok(sec in used and sec in secrets and used == [sec],
+                 "compose %s: --key is its own secret %s, its only one" % (name, sec), str(v))
             if d == "aggregate":
                 idx = flags.get("index")
                 c.ok(flags.get("state") == "/var/lib/amity/shard-%s" % idx,

@@ -16,14 +16,17 @@ EXAMPLE = os.path.join(DEPLOY, "examples", "four-hosts")
 HOSTS = ["edge", "worker", "store-0", "store-1"]
 DAEMONS = ["ingest", "validate", "aggregate", "notify"]
 
-# The security options the units, examples, compose and k8s files pass.
-# Until the daemons know them, checks that need them are reported as
-# pending instead of failing (see security_options_built()).
+# The daemons' security options (amity-D --help), which the units,
+# examples, compose and k8s files pass: every daemon has --key (its own
+# secret certificate, for its public socket and its internal links alike);
+# the servers of offices and subscribers --clients-dir; the servers of
+# other services --peers-dir; a daemon connecting to shards or ingests
+# their public certificates, in the order of the endpoints.
 SECURITY_OPTIONS = {
-    "ingest": {"server-key", "clients-dir", "service-key", "peers-dir", "shard-keys"},
-    "validate": {"service-key", "ingest-key", "shard-keys"},
-    "aggregate": {"service-key", "peers-dir"},
-    "notify": {"server-key", "clients-dir", "service-key", "shard-keys"},
+    "ingest": {"key", "clients-dir", "peers-dir", "shard-keys"},
+    "validate": {"key", "ingest-keys", "shard-keys"},
+    "aggregate": {"key", "peers-dir"},
+    "notify": {"key", "clients-dir", "shard-keys"},
 }
 
 T0 = time.monotonic()
@@ -85,13 +88,15 @@ def options_of(daemon):
     return _HELP[prog]
 
 
-def security_options_built():
-    """True when every daemon lists every option of SECURITY_OPTIONS."""
-    for d, opts in SECURITY_OPTIONS.items():
+def check_security_options(c):
+    """Fails c unless every daemon lists every option of SECURITY_OPTIONS
+    (a renamed option would make every file that passes it wrong)."""
+    for d, opts in sorted(SECURITY_OPTIONS.items()):
         have = options_of(d)
-        if have is None or not opts <= have:
-            return False
-    return True
+        missing = sorted(opts - (have or set()))
+        c.ok(have is not None and not missing,
+             "amity-%s has the security options %s" % (d, ", ".join(sorted(opts))),
+             "missing: %s" % ", ".join(missing) if have is not None else "not built")
 
 
 def read_ini(path):

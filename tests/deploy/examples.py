@@ -3,9 +3,8 @@
 amity-keygen) lays out one bundle per host; each host's amity.ini names only
 options its daemons have, only files its bundle holds, and the four files
 agree with each other (shards, shard keys, endpoints); each host gets the
-secret keys its units load and no others. When the daemons have the
-security options, each daemon's `--check-config` passes on its host's
-bundle with the flags its unit adds.
+secret keys its units load and no others. Each daemon's `--check-config`
+passes on its host's bundle (real keys) with the flags its unit adds.
 
 Exit 0 pass, 1 fail.
 """
@@ -59,7 +58,7 @@ def main():
     keygen = os.path.join(dl.BIN, "amity-keygen")
     if not c.ok(os.access(keygen, os.X_OK), "amity-keygen built in %s" % dl.BIN):
         c.finish()
-    built = dl.security_options_built()
+    dl.check_security_options(c)
     scripts = [os.path.join(dl.EXAMPLE, "make-keys.sh"), os.path.join(dl.DEPLOY, "k8s", "secrets.sh")]
     if shutil.which("shellcheck"):
         r = dl.run(["shellcheck", "-s", "sh"] + scripts, timeout=60)
@@ -104,11 +103,6 @@ def main():
                     c.ok(False, "amity-%s built" % sec)
                     continue
                 unknown = set(kv) - have
-                pending = unknown & dl.SECURITY_OPTIONS.get(sec, set())
-                if pending and not built:
-                    c.note("%s [%s]: %s not options of amity-%s yet (security work)" %
-                           (h, sec, ", ".join(sorted(pending)), sec))
-                    unknown -= pending
                 c.ok(not unknown, "%s [%s]: every key is an option of amity-%s" % (h, sec, sec),
                      ", ".join(sorted(unknown)))
                 # every file the section names is in the host's bundle
@@ -171,8 +165,9 @@ def main():
                 v = inis[h]["validate"]
                 c.ok(dl.split_list(v["ingest"]) == [ing["work"]],
                      "%s: validate connects to ingest's work endpoint" % h)
-                c.ok(v.get("ingest-key") == "/etc/amity/peers/svc-ingest.cert",
-                     "%s: validate's ingest-key is svc-ingest's public cert" % h)
+                c.ok(dl.split_list(v.get("ingest-keys", "")) ==
+                     ["/etc/amity/peers/svc-ingest.cert"],
+                     "%s: validate's ingest-keys is svc-ingest's public cert" % h)
             for u in units[h]:
                 if unit_daemon(u) == "aggregate":
                     i = int(unit_instance(u))
@@ -187,11 +182,7 @@ def main():
                              "%s's svc-shard-%d.cert matches shard %d's secret key" % (other, i, i))
         c.ok(len(shards or []) == 2, "two shards", str(shards))
 
-        if built:
-            check_configs(c, keys, inis, units)
-        else:
-            c.note("--check-config on the bundles not run: the daemons do not have the "
-                   "security options yet")
+        check_configs(c, keys, inis, units)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     c.finish()

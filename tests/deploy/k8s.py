@@ -55,7 +55,6 @@ def main():
          "kustomization.yaml lists every manifest", "%s vs %s" % (kust.get("resources"), sorted(docs)))
     objs = [o for f in docs.values() for o in f]
     by = {(o["kind"], o["metadata"]["name"]): o for o in objs}
-    built = dl.security_options_built()
 
     # workloads
     work = {"ingest": ("Deployment", 1), "validate": ("Deployment", 2),
@@ -120,8 +119,6 @@ def main():
         for sec, kv in ini.items():
             have = dl.options_of(sec) or set()
             unknown = set(kv) - have
-            if not built:
-                unknown -= dl.SECURITY_OPTIONS.get(sec, set())
             c.ok(not unknown, "amity.ini [%s]: keys are options of amity-%s" % (sec, sec),
                  ", ".join(sorted(unknown)))
             if "shards" in kv:
@@ -215,8 +212,6 @@ def main():
             flags = dl.exec_flags(" ".join(cmdline))
             have = dl.options_of(d) or set()
             unknown = set(flags) - have - {"config"}
-            if not built:
-                unknown -= dl.SECURITY_OPTIONS[d]
             c.ok(not unknown, "amity-%s: command flags are options" % d, ", ".join(sorted(unknown)))
 
     # the aggregate entrypoint, with a stand-in binary
@@ -236,7 +231,7 @@ def main():
             flags = dl.exec_flags("x " + " ".join(a for a in args if a))
             c.ok(r.returncode == 0 and flags.get("index") == "1" and
                  flags.get("state") == "/var/lib/amity/shard-1" and
-                 flags.get("service-key") == "/etc/amity/secret/svc-shard-1.key" and
+                 flags.get("key") == "/etc/amity/secret/svc-shard-1.key" and
                  flags.get("config") == "/etc/amity/amity.ini",
                  "aggregate entrypoint: pod amity-aggregate-1 -> --index 1, its state, its key",
                  r.stdout + r.stderr)

@@ -10,8 +10,8 @@
 - the directives issue 7 asks for (Type=notify, WatchdogSec=30,
   Restart=on-failure, RestartPreventExitStatus=2, LoadCredential= passed
   through %d, the hardening set);
-- every flag in ExecStart is an option of the built daemon (the security
-  options are reported as pending until the daemons have them).
+- every flag in ExecStart is an option of the built daemon, and every
+  daemon has the security options (deploylib.SECURITY_OPTIONS).
 
 Exit 0 pass, 1 fail, 77 skip (no systemd-analyze).
 """
@@ -116,7 +116,7 @@ def static_checks(c):
 
 
 def option_checks(c):
-    built = dl.security_options_built()
+    dl.check_security_options(c)
     for d in dl.DAEMONS:
         unit = dl.unit_for(d)
         have = dl.options_of(d)
@@ -124,11 +124,6 @@ def option_checks(c):
             continue
         flags = set(dl.exec_flags(dl.unit_value(os.path.join(dl.UNITS_DIR, unit), "ExecStart")))
         missing = flags - have - {"config"}
-        pending = missing & dl.SECURITY_OPTIONS[d]
-        if pending and not built:
-            c.note("amity-%s does not have %s yet (the security work adds them); "
-                   "the unit passes them" % (d, ", ".join("--" + p for p in sorted(pending))))
-            missing -= pending
         c.ok(not missing, "%s: every ExecStart flag is an option of amity-%s" % (unit, d),
              "unknown: %s" % ", ".join(sorted(missing)))
 

@@ -79,6 +79,13 @@ def cli_checks(tmp):
     for prog, args, word in [
         ("amity-aggregate", ["--index", "abc", "--check-config"], "index"),
         ("amity-aggregate", ["--batch-ms", "-5", "--check-config"], "batch-ms"),
+        # aggregate's own checks run too: loopback rule, keys, state directory
+        ("amity-aggregate", ["--bind", "tcp://0.0.0.0:%d" % (BASE_PORT + 90),
+                             "--check-config"], "bind"),
+        ("amity-aggregate", ["--key", "/nonexistent/svc-shard-0.cert_secret", "--peers-dir",
+                             tmp, "--check-config"], "key"),
+        ("amity-aggregate", ["--state", os.path.join(os.path.abspath(__file__), "shard-0"),
+                             "--check-config"], "state"),
         ("amity-validate", ["--tz", "Mars/Olympus_Mons", "--check-config"], "tz"),
         ("amity-ingest", ["--shards", "not-an-endpoint", "--check-config"], "shards"),
         ("amity-notify", ["--log-level", "loud", "--check-config"], "log-level"),

@@ -229,21 +229,31 @@ def check_totals_table(c, prefix):
           % (prefix, len(got), len(money)))
 
 
-def check_subscribe_table(c, prefix, key):
+def check_subscribe_table(c, prefix, key, update):
     argv = [h.binary("amity-subscribe"), "--notify", c.notify_ep]
-    # --table with stdout a pipe: the live table all the same
-    p = subprocess.Popen(argv + ["--table", prefix], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                         preexec_fn=h._child_setup)
-    time.sleep(2.0)
+    # --table with stdout a pipe: the live table all the same; an update
+    # while it runs marks the keys it changed
+    # stdout to a file: a pipe nobody reads would fill with frames and block
+    out_path = os.path.join(c.dir, "subscribe-table.out")
+    with open(out_path, "wb") as out:
+        p = subprocess.Popen(argv + ["--table", prefix], stdout=out, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, preexec_fn=h._child_setup)
+    time.sleep(1.5)
+    update()
+    time.sleep(1.5)
     p.terminate()
-    out, err = p.communicate(timeout=10)
-    text = out.decode("utf-8", "replace")
-    if p.returncode != 0 or "\x1b[H\x1b[2J" not in text or "KEY" not in text or \
-            key not in text or "seq " not in text:
-        raise AssertionError("amity-subscribe --table: rc %s, no table frame: %r / %r" % (
-            p.returncode, text[:600], err[-300:]))
-    h.log("amity-subscribe --table: %d frame(s)" % text.count("\x1b[H\x1b[2J"))
+    _, err = p.communicate(timeout=10)
+    with open(out_path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    frames = text.split("\x1b[H\x1b[2J")
+    # (the last frame may be cut short by the SIGTERM that ends the run)
+    marked = [f for f in frames[1:] if "KEY" in f and key in f and "(update)" in f and
+              re.search(r"^\*  ", f, re.M)]
+    if p.returncode != 0 or len(frames) < 3 or not marked:
+        raise AssertionError("amity-subscribe --table: rc %s, no table frame with the update "
+                             "marked: %r / %r" % (p.returncode, frames[-1][:800], err[-300:]))
+    h.log("amity-subscribe --table: %d frame(s), the last update's keys marked"
+          % (len(frames) - 1))
     # piped without --table: JSON lines as before
     p = subprocess.Popen(argv + [prefix], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          stdin=subprocess.DEVNULL, preexec_fn=h._child_setup)
@@ -311,7 +321,10 @@ def development_mode():
         check_totals_table(c, "")
         snap = c.query("")
         key = sorted(snap)[0]
-        check_subscribe_table(c, "", key)
+
+        def update():
+            submit_lines(c, A, "a-3.jsonl", [h.random_record(rng, "a-ok-late")])
+        check_subscribe_table(c, "", key, update)
 
         # a shard down: the listing fails soon, naming it; back, it works
         c.stop("aggregate1")
@@ -422,4 +435,4 @@ def main():
 
 
 if __name__ == "__main__":
-    h.run(main, budget_s=280)
+    h.run(main, budget_s=220)

@@ -22,9 +22,9 @@
 #include "amity/daemon.h"
 
 typedef struct {
-    char dir[64];   /* temporary directory holding the socket */
-    char path[96];  /* the notify socket's path */
-    int fd;         /* the bound datagram socket (our "systemd") */
+    char dir[64];  /* temporary directory holding the socket */
+    char path[96]; /* the notify socket's path */
+    int fd;        /* the bound datagram socket (our "systemd") */
 } fx_t;
 
 static int

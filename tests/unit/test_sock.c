@@ -23,9 +23,10 @@
 #include "amity/sock.h"
 
 typedef struct {
-    void *ctx; /* one context per test */
-    void *a;   /* first socket */
-    void *b;   /* second socket */
+    void *ctx;          /* one context per test */
+    void *a;            /* first socket */
+    void *b;            /* second socket */
+    amity_auth_t *auth; /* a ZAP handler in ctx, or NULL */
 } state_t;
 
 static int
@@ -50,6 +51,7 @@ s_teardown(void **state)
     state_t *st = *state;
     amity_sock_close(&st->a);
     amity_sock_close(&st->b);
+    amity_auth_destroy(&st->auth); /* its socket would keep zmq_ctx_term waiting */
     zmq_ctx_term(st->ctx);
     free(st);
     return 0;
@@ -486,7 +488,6 @@ test_sock_user_id_curve_router(void **state)
     char path[128];
     amity_keypair_t server;
     amity_keypair_t office;
-    amity_auth_t *auth = NULL;
     assert_non_null(mkdtemp(dir));
 
     /* the server's key pair, and an office whose public cert is admitted */
@@ -504,7 +505,8 @@ test_sock_user_id_curve_router(void **state)
     zcert_destroy(&cert);
     assert_int_equal(amity_keypair_load(path, &office), 0);
 
-    assert_int_equal(amity_auth_new(&auth, st->ctx), 0);
+    assert_int_equal(amity_auth_new(&st->auth, st->ctx), 0);
+    amity_auth_t *auth = st->auth;
     assert_int_equal(amity_auth_load(auth, AMITY_ZAP_CLIENTS, dir), 0);
     st->a = amity_sock_new(st->ctx, ZMQ_ROUTER, NULL);
     st->b = amity_sock_new(st->ctx, ZMQ_DEALER, NULL);
@@ -559,9 +561,6 @@ test_sock_user_id_curve_router(void **state)
     assert_string_equal(user_id, office.public_txt);
     amity_frames_free(frames, n);
 
-    amity_sock_close(&st->a);
-    amity_sock_close(&st->b);
-    amity_auth_destroy(&auth);
     assert_int_equal(remove(path), 0);
     (void)snprintf(path, sizeof(path), "%s/hoi-viet-my_secret", dir);
     assert_int_equal(remove(path), 0);

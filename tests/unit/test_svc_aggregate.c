@@ -746,7 +746,8 @@ test_aggregate_config_check(void **state)
     cfg.state = path;
     assert_int_equal(aggregate_config_check(&cfg), 0);
     assert_int_equal(access(path, F_OK), -1); /* checked, not created */
-    cfg.state = fx->dir; /* exists */
+    /* an existing directory */
+    cfg.state = fx->dir;
     assert_int_equal(aggregate_config_check(&cfg), 0);
 
     /* the state directory under a file */
@@ -791,11 +792,9 @@ s_rejected_item(fx_t *fx, const char *office, const char *id, const char *why)
     amity_buf_t *b = &fx->bufs[fx->n_bufs++];
     amity_buf_reset(b);
     f.n_fields = 2;
-    f.fields[0] =
-        (amity_field_t){ "id", 2, { .type = AMITY_VAL_STR, .as.s = { id, strlen(id) } } };
-    f.fields[1] = (amity_field_t){
-        "note", 4, { .type = AMITY_VAL_STR, .as.s = { note, sizeof note - 1 } }
-    };
+    f.fields[0] = (amity_field_t){ "id", 2, { .type = AMITY_VAL_STR, .as.s = { id, strlen(id) } } };
+    f.fields[1] =
+        (amity_field_t){ "note", 4, { .type = AMITY_VAL_STR, .as.s = { note, sizeof note - 1 } } };
     assert_int_equal(amity_fields_encode(&f, b), 0);
     return (aggregate_item_t){
         .office = office,
@@ -834,8 +833,10 @@ s_txn_put_junk(amity_txn_t *txn, void *arg)
 {
     (void)arg;
     /* a key of the rejects form holding a value that is not a reject */
-    static const uint8_t key[] = { 'h', 'o', 'i', '-', 'v', 'i', 'e', 't', '-', 'm', 'y', 0,
-                                   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1 };
+    static const uint8_t key[] = {
+        'h',  'o',  'i',  '-',  'v',  'i',  'e',  't',  '-', 'm', 'y', 0,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,   0,   0,   1
+    };
     return amity_txn_put(txn, AGGREGATE_DB_REJECTS, key, sizeof key, "\xc1", 1);
 }
 
@@ -915,9 +916,8 @@ test_aggregate_rejects_page_scan(void **state)
     size_t after_len = 0;
     int pages = 0;
     do {
-        assert_int_equal(aggregate_db_rejects(fx->db, "", 0, after_len ? after : NULL, after_len,
-                                              4, &p),
-                         0);
+        assert_int_equal(
+            aggregate_db_rejects(fx->db, "", 0, after_len ? after : NULL, after_len, 4, &p), 0);
         assert_true(p->n_items <= 4);
         s_page_text(p, &paged);
         pages++;

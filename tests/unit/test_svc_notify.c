@@ -18,6 +18,7 @@
 #include "merge.h"
 #include "notify.h"
 #include "outbox.h"
+#include "rejects.h"
 #include "subs.h"
 
 #define T0 1000000 /* an arbitrary monotonic start time */
@@ -1303,6 +1304,326 @@ test_notify_core_malformed_echoes_req(void **state)
     s_cfx_forget(f);
 }
 
+/* ---- rejected-records listings (rejects.c through the core) ----------- */
+
+#define S_RFX_MAX 32
+
+typedef struct {
+    notify_core_t *core;
+    size_t n_shard;              /* rejreqs sent to shards */
+    size_t shard[S_RFX_MAX];     /* to which shard */
+    uint64_t req[S_RFX_MAX];     /* their req */
+    char office[S_RFX_MAX][72];  /* their office filter ("" none) */
+    char after[S_RFX_MAX][16];   /* their after ("" none) */
+    size_t n;                    /* client messages */
+    amity_buf_t body[S_RFX_MAX]; /* their bodies */
+    amity_msg_t m;               /* the last decoded */
+} s_rfx_t;
+
+static int
+s_rfx_setup(void **state)
+{
+    s_rfx_t *f = calloc(1, sizeof(*f));
+
+    assert_non_null(f);
+    assert_int_equal(notify_core_new(&f->core, 2, 3, 0xabcdef), 0);
+    notify_core_set_shard_name(f->core, 1, "tcp://127.0.0.1:7720");
+    amity_msg_init(&f->m);
+    *state = f;
+    return 0;
+}
+
+static void
+s_rfx_forget(s_rfx_t *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        amity_buf_clear(&f->body[i]);
+    }
+    f->n = 0;
+    f->n_shard = 0;
+}
+
+static int
+s_rfx_teardown(void **state)
+{
+    s_rfx_t *f = *state;
+
+    amity_msg_clear(&f->m);
+    s_rfx_forget(f);
+    notify_core_destroy(&f->core);
+    free(f);
+    return 0;
+}
+
+static void
+s_rfx_pump(s_rfx_t *f)
+{
+    notify_outbox_t *o = notify_core_outbox(f->core);
+    char why[128];
+
+    for (size_t i = 0; i < o->n; i++) {
+        notify_out_msg_t *e = &o->msgs[i];
+        amity_msg_t m;
+
+        if (e->dest == NOTIFY_TO_CLIENT) {
+            assert_true(f->n < S_RFX_MAX);
+            amity_buf_init(&f->body[f->n]);
+            assert_int_equal(amity_buf_set(&f->body[f->n], e->body.data, e->body.len), 0);
+            f->n++;
+            continue;
+        }
+        amity_msg_init(&m);
+        assert_int_equal(amity_msg_decode(e->body.data, e->body.len, &m, why, sizeof(why)), 0);
+        if (m.type == AMITY_MSG_REJREQ) {
+            size_t k = f->n_shard++;
+            assert_true(k < S_RFX_MAX);
+            f->shard[k] = e->shard;
+            f->req[k] = m.req;
+            assert_true(amity_view_copy(m.office, f->office[k], sizeof(f->office[k])));
+            assert_true(amity_view_copy(m.after, f->after[k], sizeof(f->after[k])));
+            assert_int_equal(m.limit, AMITY_REJECTS_MAX);
+        }
+        amity_msg_clear(&m);
+    }
+    notify_outbox_reset(o);
+}
+
+static const amity_msg_t *
+s_rfx_get(s_rfx_t *f, size_t i)
+{
+    char why[128];
+
+    assert_true(i < f->n);
+    amity_msg_clear(&f->m);
+    assert_int_equal(amity_msg_decode(f->body[i].data, f->body[i].len, &f->m, why, sizeof(why)), 0);
+    return &f->m;
+}
+
+static void
+s_rejreq(s_rfx_t *f, const amity_peer_t *peer, const char *office, uint64_t limit, int64_t now)
+{
+    amity_msg_t m;
+
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_REJREQ;
+    m.req = 5;
+    if (office) {
+        m.office = amity_view_str(office);
+    }
+    m.limit = limit;
+    assert_int_equal(notify_core_on_client_as(f->core, peer, (const uint8_t *)"cli", 3, &m, now),
+                     0);
+    s_rfx_pump(f);
+}
+
+/*  A shard's page: items named by id, each with its ts. */
+static void
+s_page(s_rfx_t *f, size_t shard, uint64_t req, const char *const *ids, const uint64_t *ts, size_t n,
+       const char *next, int64_t now)
+{
+    amity_reject_item_t items[8];
+    amity_msg_t m;
+
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        items[i].office = amity_view_str("hoi-viet-my");
+        items[i].id = amity_view_str(ids[i]);
+        items[i].why = amity_view_str("date: 2017-02-30 is not a calendar date");
+        items[i].ts = ts[i];
+        items[i].rec.ptr = (const uint8_t *)"\x81\xa2id\xa1x";
+        items[i].rec.len = 6;
+    }
+    amity_msg_init(&m);
+    m.type = AMITY_MSG_REJECTS;
+    m.req = req;
+    m.shard = shard;
+    m.has_shard = true;
+    m.more = next != NULL;
+    if (next) {
+        m.next = amity_view_str(next);
+    }
+    m.rejects = items;
+    m.n_rejects = n;
+    assert_int_equal(notify_core_on_shard(f->core, shard, &m, now), 0);
+    s_rfx_pump(f);
+}
+
+static void
+test_notify_core_rejects_gathered_by_time(void **state)
+{
+    s_rfx_t *f = *state;
+    static const char *const a[] = { "a1", "a2" }, *const a2[] = { "a3" };
+    static const char *const b[] = { "b1", "b2" };
+    static const uint64_t ta[] = { 10, 40 }, ta2[] = { 50 }, tb[] = { 20, 40 };
+    const amity_msg_t *m;
+
+    /* development mode: anyone lists; one rejreq per shard, no filter */
+    s_rejreq(f, NULL, NULL, 2, T0);
+    assert_int_equal(f->n_shard, 2);
+    assert_int_equal(f->n, 0);
+    uint64_t id = f->req[0];
+    assert_true(id >= NOTIFY_REJECTS_REQ_BASE);
+    assert_int_equal(f->req[1], id);
+    assert_string_equal(f->office[0], "");
+    assert_true(notify_core_rejects_req(f->core, id));
+
+    /* shard 0 has more: notify asks for the page after its next */
+    s_page(f, 0, id, a, ta, 2, "k-a2", T0 + 10);
+    assert_int_equal(f->n_shard, 3);
+    assert_int_equal(f->shard[2], 0);
+    assert_string_equal(f->after[2], "k-a2");
+    s_page(f, 1, id, b, tb, 2, NULL, T0 + 20);
+    assert_int_equal(f->n, 0); /* shard 0 is not done */
+    s_page(f, 0, id, a2, ta2, 1, NULL, T0 + 30);
+
+    /* five items by time (ties by shard) in chunks of the client's limit 2 */
+    assert_int_equal(f->n, 3);
+    static const char *const order[] = { "a1", "b1", "a2", "b2", "a3" };
+    size_t k = 0;
+    for (size_t i = 0; i < 3; i++) {
+        m = s_rfx_get(f, i);
+        assert_int_equal(m->type, AMITY_MSG_REJECTS);
+        assert_int_equal(m->req, 5);
+        assert_false(m->has_shard);
+        assert_int_equal(m->more, i < 2);
+        assert_int_equal(m->n_rejects, i < 2 ? 2 : 1);
+        for (size_t j = 0; j < m->n_rejects; j++, k++) {
+            assert_int_equal(m->rejects[j].id.len, strlen(order[k]));
+            assert_memory_equal(m->rejects[j].id.ptr, order[k], strlen(order[k]));
+            assert_int_equal(m->rejects[j].rec.len, 6);
+        }
+    }
+    assert_false(notify_core_rejects_req(f->core, id));
+    /* a late page of that request is ignored */
+    s_rfx_forget(f);
+    s_page(f, 1, id, b, tb, 2, NULL, T0 + 40);
+    assert_int_equal(f->n, 0);
+
+    /* nothing kept anywhere: one empty chunk */
+    s_rejreq(f, NULL, "hoi-viet-my", 0, T0 + 50);
+    id = f->req[0];
+    assert_string_equal(f->office[0], "hoi-viet-my");
+    s_page(f, 0, id, NULL, NULL, 0, NULL, T0 + 60);
+    s_page(f, 1, id, NULL, NULL, 0, NULL, T0 + 60);
+    assert_int_equal(f->n, 1);
+    m = s_rfx_get(f, 0);
+    assert_int_equal(m->type, AMITY_MSG_REJECTS);
+    assert_int_equal(m->n_rejects, 0);
+    assert_false(m->more);
+}
+
+static void
+test_notify_core_rejects_timeout_and_refusal(void **state)
+{
+    s_rfx_t *f = *state;
+    static const char *const a[] = { "a1" };
+    static const uint64_t ta[] = { 10 };
+    const amity_msg_t *m;
+    char why[256];
+
+    /* shard 1 never answers: an error naming it after the timeout */
+    s_rejreq(f, NULL, NULL, 0, T0);
+    uint64_t id = f->req[0];
+    s_page(f, 0, id, a, ta, 1, NULL, T0 + 100);
+    assert_true(notify_core_deadline(f->core) <= T0 + NOTIFY_REJECTS_TIMEOUT_MS);
+    assert_int_equal(notify_core_tick(f->core, T0 + NOTIFY_REJECTS_TIMEOUT_MS - 1), 0);
+    s_rfx_pump(f);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(notify_core_tick(f->core, T0 + NOTIFY_REJECTS_TIMEOUT_MS), 0);
+    s_rfx_pump(f);
+    assert_int_equal(f->n, 1);
+    m = s_rfx_get(f, 0);
+    assert_int_equal(m->type, AMITY_MSG_ERROR);
+    assert_int_equal(m->req, 5);
+    assert_true(amity_view_copy(m->why, why, sizeof(why)));
+    assert_non_null(strstr(why, "shard 1 (tcp://127.0.0.1:7720) did not answer within 3000 ms"));
+    assert_null(strstr(why, "shard 0"));
+    assert_false(notify_core_rejects_req(f->core, id));
+
+    /* a shard refusing ends the request with its reason */
+    s_rfx_forget(f);
+    s_rejreq(f, NULL, NULL, 0, T0 + 5000);
+    id = f->req[0];
+    amity_msg_t e;
+    amity_msg_init(&e);
+    e.type = AMITY_MSG_ERROR;
+    e.req = id;
+    e.why = amity_view_str("office: not a valid office id");
+    assert_int_equal(notify_core_on_shard(f->core, 0, &e, T0 + 5001), 0);
+    s_rfx_pump(f);
+    assert_int_equal(f->n, 1);
+    m = s_rfx_get(f, 0);
+    assert_int_equal(m->type, AMITY_MSG_ERROR);
+    assert_true(amity_view_copy(m->why, why, sizeof(why)));
+    assert_string_equal(why, "rejects: shard 0 refused: office: not a valid office id");
+
+    /* at most NOTIFY_REJECTS_PENDING_MAX listings at once */
+    s_rfx_forget(f);
+    for (int i = 0; i < NOTIFY_REJECTS_PENDING_MAX; i++) {
+        s_rejreq(f, NULL, NULL, 0, T0 + 6000);
+    }
+    assert_int_equal(f->n, 0);
+    s_rejreq(f, NULL, NULL, 0, T0 + 6000);
+    assert_int_equal(f->n, 1);
+    m = s_rfx_get(f, 0);
+    assert_int_equal(m->type, AMITY_MSG_ERROR);
+}
+
+static void
+test_notify_core_rejects_secure(void **state)
+{
+    s_rfx_t *f = *state;
+    amity_peer_t hvm = { .name = "hoi-viet-my", .is_office = true };
+    amity_peer_t dash = { .name = "dashboard", .prefixes = "2020/all/" };
+    amity_peer_t ops = { .name = "secretariat", .prefixes = "2020/all/, * " };
+    const amity_msg_t *m;
+    char why[256];
+
+    notify_core_set_secure(f->core, true);
+    /* an office key: its own office, forced */
+    s_rejreq(f, &hvm, NULL, 0, T0);
+    assert_int_equal(f->n_shard, 2);
+    assert_string_equal(f->office[0], "hoi-viet-my");
+    assert_string_equal(f->office[1], "hoi-viet-my");
+    s_rfx_forget(f);
+    s_rejreq(f, &hvm, "hoi-viet-my", 0, T0);
+    assert_int_equal(f->n_shard, 2);
+    s_rfx_forget(f);
+    /* ... and never another's */
+    s_rejreq(f, &hvm, "hoi-viet-nhat", 0, T0);
+    assert_int_equal(f->n_shard, 0);
+    assert_int_equal(f->n, 1);
+    m = s_rfx_get(f, 0);
+    assert_int_equal(m->type, AMITY_MSG_ERROR);
+    assert_int_equal(m->req, 5);
+    assert_true(amity_view_copy(m->why, why, sizeof(why)));
+    assert_string_equal(why, "office: this key lists only its own office's rejected records "
+                             "(hoi-viet-my)");
+    s_rfx_forget(f);
+    /* a subscriber without "*": nothing */
+    s_rejreq(f, &dash, NULL, 0, T0);
+    assert_int_equal(f->n_shard, 0);
+    assert_int_equal(f->n, 1);
+    assert_int_equal(s_rfx_get(f, 0)->type, AMITY_MSG_ERROR);
+    s_rfx_forget(f);
+    /* an operator: every office, or the one asked for */
+    s_rejreq(f, &ops, NULL, 0, T0);
+    assert_int_equal(f->n_shard, 2);
+    assert_string_equal(f->office[0], "");
+    s_rfx_forget(f);
+    s_rejreq(f, &ops, "hoi-viet-nhat", 0, T0);
+    assert_string_equal(f->office[0], "hoi-viet-nhat");
+    s_rfx_forget(f);
+    s_rejreq(f, &ops, "Not An Office", 0, T0);
+    assert_int_equal(f->n_shard, 0);
+    assert_int_equal(f->n, 1);
+    /* no peer in secure mode: refused as for every request */
+    s_rfx_forget(f);
+    s_rejreq(f, NULL, NULL, 0, T0);
+    assert_int_equal(f->n_shard, 0);
+    assert_int_equal(f->n, 1);
+}
+
 int
 main(void)
 {
@@ -1353,6 +1674,12 @@ main(void)
         cmocka_unit_test(test_notify_config_check),
         cmocka_unit_test_setup_teardown(test_notify_core_malformed_echoes_req, s_cfx_setup,
                                         s_cfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_rejects_gathered_by_time, s_rfx_setup,
+                                        s_rfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_rejects_timeout_and_refusal, s_rfx_setup,
+                                        s_rfx_teardown),
+        cmocka_unit_test_setup_teardown(test_notify_core_rejects_secure, s_rfx_setup,
+                                        s_rfx_teardown),
     };
 
     return cmocka_run_group_tests_name("svc_notify", tests, NULL, NULL);

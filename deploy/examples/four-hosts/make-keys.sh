@@ -12,7 +12,8 @@
 #       etc/systemd/system/...          the units and this host's drop-ins
 #       etc/amity/units.txt             the units to enable on this host
 #   OUT/offices/OFFICE/   what to hand to an office: its secret cert and the
-#                         public certs of ingest and notify
+#                         public certs of ingest and notify (svc-ingest.cert,
+#                         svc-notify.cert)
 #
 # Keys that exist already in OUT/ca are kept, so running it again with more
 # OFFICEs adds those and rebuilds the bundles. Subscriber "secretariat"
@@ -41,10 +42,8 @@ key() {
     fi
 }
 
-# servers' faces (offices and subscribers check these public keys)
-key ingest --name ingest
-key notify --name notify
-# internal service keys, one per process
+# one key per daemon process, for its public socket and its internal links
+# alike (offices check svc-ingest's public key, subscribers svc-notify's)
 SERVICES="svc-ingest svc-validate-1 svc-validate-2 svc-shard-0 svc-shard-1 svc-notify"
 for s in $SERVICES; do
     key "$s" --name "$s"
@@ -85,14 +84,15 @@ host() {
     fi
 }
 
-host edge "ingest svc-ingest svc-validate-1" offices
+host edge "svc-ingest svc-validate-1" offices
 host worker "svc-validate-2" none
-host store-0 "svc-shard-0 notify svc-notify" offices+subscribers
+host store-0 "svc-shard-0 svc-notify" offices+subscribers
 host store-1 "svc-shard-1" none
 
 for o in $OFFICES; do
     mkdir -p "$OUT/offices/$o"
-    cp "$OUT/ca/$o.cert_secret" "$OUT/ca/ingest.cert" "$OUT/ca/notify.cert" "$OUT/offices/$o/"
+    cp "$OUT/ca/$o.cert_secret" "$OUT/ca/svc-ingest.cert" "$OUT/ca/svc-notify.cert" \
+        "$OUT/offices/$o/"
     chmod 0600 "$OUT/offices/$o/$o.cert_secret"
 done
 echo "keys in $OUT/ca; bundles in $OUT/hosts/{edge,worker,store-0,store-1}; offices in $OUT/offices"
