@@ -255,11 +255,14 @@ def check_subscribe_table(c, prefix, key, update):
     h.log("amity-subscribe --table: %d frame(s), the last update's keys marked"
           % (len(frames) - 1))
     # piped without --table: JSON lines as before
-    p = subprocess.Popen(argv + [prefix], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL, preexec_fn=h._child_setup)
+    with open(out_path, "wb") as out:
+        p = subprocess.Popen(argv + [prefix], stdout=out, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, preexec_fn=h._child_setup)
     time.sleep(1.5)
     p.terminate()
-    out, _ = p.communicate(timeout=10)
+    p.wait(timeout=10)
+    with open(out_path, "rb") as f:
+        out = f.read()
     first = json.loads(out.decode().splitlines()[0])
     if first.get("snapshot") is not True or key not in first["totals"]:
         raise AssertionError("amity-subscribe piped: not the JSON lines: %r" % out[:300])
