@@ -2,25 +2,28 @@
  *  through amity_store, doing the storage work an aggregate shard does and
  *  nothing else: per batch of N records ONE durable write transaction; per
  *  record a records-DB lookup (dedup) and put of its canonical bytes, its
- *  deltas (amity_keys_derive) coalesced per totals key in an amity_map;
- *  then each changed key read, added and written once, in key order, and
- *  meta "seq" moved by one. No sockets, no decoding, no validation.
+ *  finest deltas (amity_keys_finest) coalesced per totals key in an
+ *  amity_map; then each changed key read, added and written once, in key
+ *  order, and meta "seq" moved by one. No sockets, no decoding, no
+ *  validation, no roll-up of the published keys in memory.
  *
  *    amity-bench_lmdb [--dir DIR] [--records N(200k)] [--batch N(4096)]
  *        [--preload N(0)] [--preload-secs S(0: no bound)] [--offices K(20)]
- *        [--seed X] [--no-sync] [--keep] [--keys all|finest|none]
+ *        [--seed X] [--no-sync] [--keep] [--keys finest|all|none]
  *
- *  The store has the aggregate's layout (records, totals, rejects, meta with
- *  format 1 and seq), so a preloaded DIR can be handed to amity-aggregate
- *  (growth runs). --preload N first fills the store up to N records (records
+ *  The store has the aggregate's layout (records, totals of the finest keys,
+ *  rejects, meta with format 2 and seq), so a preloaded DIR can be handed to
+ *  amity-aggregate (growth runs). --preload N first fills the store up to N records (records
  *  0..N-1; resumes where a kept DIR left off) with big batches and no fsync,
  *  the totals summed in memory and written once in key order at the end
  *  (the same final state, much faster; not measured), bounded by
  *  --preload-secs; the measured
- *  records follow the stored ones. --keys finest stores only each record's
- *  finest totals keys (month, its office, its country), the others being
- *  sums of those that could be rolled up in memory: what the ceiling would
- *  be for that design; --keys none stores records only (decomposition).
+ *  records follow the stored ones. --keys finest (the default, amity's
+ *  design) stores only each record's finest totals keys (month, its office,
+ *  its country or "-"), which the aggregate rolls up in memory; --keys all
+ *  stores all of up to 48 keys per record (the design before, format 1,
+ *  which amity-aggregate migrates when it opens it); --keys none stores
+ *  records only (decomposition).
  *  Prints one line starting "RESULT".
  */
 #include <stdio.h>
@@ -40,6 +43,7 @@
 enum { S_DB_RECORDS = 0, S_DB_TOTALS, S_DB_REJECTS, S_DB_META };
 enum { S_KEYS_ALL = 0, S_KEYS_FINEST, S_KEYS_NONE };
 static const char *const s_keys_names[] = { "all", "finest", "none" };
+static const uint64_t s_keys_format[] = { 1, 2, 2 }; /* meta "format" of each layout */
 
 #define S_PRELOAD_BATCH 100000
 #define S_KEY_MAX       (AMITY_OFFICE_MAX + 1 + AMITY_ID_MAX)
@@ -105,33 +109,6 @@ s_be64_get(const uint8_t in[8])
     return v;
 }
 
-/*  True for the finest key of a delta: period a month ("2017-06"), the
- *  office itself (not "all"), geo the country (or "all" when the record has
- *  none). Every other key of the record is a sum of finest keys, which an
- *  aggregate could roll up in memory instead of storing. */
-static bool
-s_is_finest(const char *key, const amity_record_t *rec)
-{
-    const char *p = strchr(key, '/');
-    if (p == NULL || p - key != 7 || key[4] != '-' || key[5] == 'H' || key[5] == 'Q') {
-        return false;
-    }
-    const char *office = p + 1;
-    if (strncmp(office, "all/", 4) == 0) {
-        return false;
-    }
-    const char *kind = strchr(office, '/');
-    const char *geo = kind ? strchr(kind + 1, '/') : NULL;
-    if (geo == NULL) {
-        return false;
-    }
-    geo++;
-    if (rec->country[0] != '\0') {
-        return strncmp(geo, rec->country, 2) == 0 && geo[2] == '/';
-    }
-    return strncmp(geo, "all/", 4) == 0;
-}
-
 /*  Fills the batch with records first .. first + n - 1: keys, canonical
  *  bytes and (materialised) deltas, all made before the measured
  *  transaction, which then does storage work only. */
@@ -161,7 +138,13 @@ s_make_batch(s_batch_t *b, const bench_workload_t *w, uint64_t first, size_t n)
         if (nd < 0) {
             return nd;
         }
-        b->run_deltas += (uint64_t)nd;
+        b->run_deltas += (uint64_t)nd; /* reported: the published deltas per record */
+        if (b->keys_mode == S_KEYS_FINEST) {
+            nd = amity_keys_finest(&b->rec, office, 1, b->derived);
+            if (nd < 0) {
+                return nd;
+            }
+        }
         if (b->n_deltas_batch + (size_t)nd > b->deltas_cap) {
             size_t cap = b->deltas_cap ? b->deltas_cap * 2 : 65536;
             s_delta_t *d = realloc(b->deltas, cap * sizeof(*d));
@@ -174,9 +157,6 @@ s_make_batch(s_batch_t *b, const bench_workload_t *w, uint64_t first, size_t n)
         it->first_delta = b->n_deltas_batch;
         for (int k = 0; k < nd && b->keys_mode != S_KEYS_NONE; k++) {
             const amity_delta_t *d = &b->derived[k];
-            if (b->keys_mode == S_KEYS_FINEST && !s_is_finest(d->key, &b->rec)) {
-                continue;
-            }
             s_delta_t *x = &b->deltas[b->n_deltas_batch++];
             x->off = b->keys.len;
             x->len = strlen(d->key);
@@ -373,13 +353,12 @@ static int
 s_txn_format(amity_txn_t *txn, void *arg)
 {
     uint8_t be[8];
-    (void)arg;
-    s_be64_put(be, 1);
+    s_be64_put(be, *(const uint64_t *)arg);
     return amity_txn_put(txn, S_DB_META, "format", 6, be, 8);
 }
 
 static int
-s_open(amity_store_t **store, const char *dir, bool no_sync)
+s_open(amity_store_t **store, const char *dir, bool no_sync, uint64_t format)
 {
     amity_store_opts_t opts = {
         .map_size = 0,
@@ -389,7 +368,7 @@ s_open(amity_store_t **store, const char *dir, bool no_sync)
     };
     int rc = amity_store_open(store, dir, &opts);
     if (rc == 0) {
-        rc = amity_store_update(*store, s_txn_format, NULL);
+        rc = amity_store_update(*store, s_txn_format, &format);
     }
     return rc;
 }
@@ -398,7 +377,7 @@ static void
 s_usage(void)
 {
     fprintf(stderr,
-            "usage: amity-bench_lmdb [--dir DIR] [--records N] [--batch N] [--keys all|finest|none]\n"
+            "usage: amity-bench_lmdb [--dir DIR] [--records N] [--batch N] [--keys finest|all|none]\n"
             "                        [--preload N]"
             "                        [--preload-secs S] [--offices K] [--seed X] [--no-sync] "
             "[--keep]\n");
@@ -416,7 +395,7 @@ main(int argc, char **argv)
     uint64_t seed = BENCH_SEED_DEFAULT;
     bool no_sync = false;
     bool keep = false;
-    int keys = S_KEYS_ALL;
+    int keys = S_KEYS_FINEST;
     char tmp[] = "/tmp/amity-bench-lmdb-XXXXXX";
     amity_store_t *store = NULL;
     amity_store_stat_t st;
@@ -496,7 +475,7 @@ main(int argc, char **argv)
     }
 
     /* preload (not measured): big batches, no fsync, then one durable commit */
-    rc = s_open(&store, dir, true);
+    rc = s_open(&store, dir, true, s_keys_format[keys]);
     if (rc != 0 || amity_store_stat(store, &st) != 0) {
         fprintf(stderr, "bench_lmdb: cannot open %s: %s\n", dir, amity_strerror(rc));
         goto out;
@@ -536,7 +515,8 @@ main(int argc, char **argv)
     b.records_only = false;
     double preload_time = bench_now() - t0;
     amity_store_destroy(&store);
-    rc = s_open(&store, dir, no_sync); /* its first commit flushes the preload durably */
+    /* its first commit flushes the preload durably */
+    rc = s_open(&store, dir, no_sync, s_keys_format[keys]);
     if (rc != 0 || amity_store_stat(store, &st) != 0) {
         fprintf(stderr, "bench_lmdb: cannot reopen %s: %s\n", dir, amity_strerror(rc));
         goto out;

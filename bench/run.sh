@@ -241,7 +241,7 @@ run "fig=latency sys=chain v=1 s=1" 60 "$BIN_DIR/amity-bench_zmq_chain" \
 run "fig=throughput sys=lmdb batch=$BATCH" 120 "$BIN_DIR/amity-bench_lmdb" \
     --records "$N_CFG" --batch "$BATCH" --dir "$TMP/lmdb-$BATCH"
 rm -rf "$TMP/lmdb-$BATCH"
-for keys in finest none; do
+for keys in all none; do
     run "fig=design sys=lmdb keys=$keys batch=$BATCH" 120 "$BIN_DIR/amity-bench_lmdb" \
         --records "$N_LMDB" --batch "$BATCH" --keys "$keys" --dir "$TMP/lmdb-$keys"
     rm -rf "$TMP/lmdb-$keys"

@@ -597,16 +597,19 @@ amity_client_stalled(const amity_client_t *self)
            amity_clock_mono_ms() - self->last_heard_ms >= self->deadline_ms;
 }
 
-int
-amity_client_poll(amity_client_t *self, int timeout_ms)
+/*  amity_client_poll, also watching fd (>= 0) for reading: *ready is set
+ *  once it is readable, at its end or in error, and the call returns after
+ *  one more round of replies and sends. */
+static int
+s_poll(amity_client_t *self, int fd, int timeout_ms, bool *ready)
 {
-    zmq_pollitem_t item;
+    zmq_pollitem_t items[2];
+    int n_items = fd >= 0 ? 2 : 1;
     int64_t start = amity_clock_mono_ms();
     int64_t wait;
     int64_t left;
     int rc;
 
-    AMITY_ASSERT(self != NULL);
     for (;;) {
         if (self->interrupted) {
             return AMITY_ETERM;
@@ -623,6 +626,9 @@ amity_client_poll(amity_client_t *self, int timeout_ms)
         if (rc != 0) {
             return rc;
         }
+        if (ready != NULL && *ready) {
+            return 0;
+        }
         left = timeout_ms < 0 ? INT64_MAX : start + timeout_ms - amity_clock_mono_ms();
         if (left <= 0) {
             return 0;
@@ -633,11 +639,15 @@ amity_client_poll(amity_client_t *self, int timeout_ms)
         if (wait > 100) {
             wait = 100; /* notice interrupts and the caller's deadlines */
         }
-        item.socket = self->dealer.sock;
-        item.fd = 0;
-        item.events = ZMQ_POLLIN;
-        item.revents = 0;
-        if (zmq_poll(&item, 1, (long)wait) < 0) {
+        items[0].socket = self->dealer.sock;
+        items[0].fd = 0;
+        items[0].events = ZMQ_POLLIN;
+        items[0].revents = 0;
+        items[1].socket = NULL;
+        items[1].fd = fd;
+        items[1].events = ZMQ_POLLIN;
+        items[1].revents = 0;
+        if (zmq_poll(items, n_items, (long)wait) < 0) {
             if (zmq_errno() == EINTR) {
                 continue;
             }
@@ -647,7 +657,25 @@ amity_client_poll(amity_client_t *self, int timeout_ms)
             amity_log_error("client: zmq_poll: %s", zmq_strerror(zmq_errno()));
             return AMITY_EIO;
         }
+        if (n_items == 2 && items[1].revents != 0) {
+            *ready = true; /* POLLIN, or POLLERR for a hangup: a read will tell */
+        }
     }
+}
+
+int
+amity_client_poll(amity_client_t *self, int timeout_ms)
+{
+    AMITY_ASSERT(self != NULL);
+    return s_poll(self, -1, timeout_ms, NULL);
+}
+
+int
+amity_client_poll_fd(amity_client_t *self, int fd, int timeout_ms, bool *ready)
+{
+    AMITY_ASSERT(self != NULL && fd >= 0 && ready != NULL);
+    *ready = false;
+    return s_poll(self, fd, timeout_ms, ready);
 }
 
 int

@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "amity/auth.h"
 #include "amity/clock.h"
 #include "amity/log.h"
 #include "amity/proto.h"
@@ -35,9 +36,23 @@
 #define S_POLL_MS      100  /* client poll slice */
 #define S_WHY_COPY_MAX 1024 /* bytes of a server's reason kept */
 
+/*  Whom a spool belongs to: what its records are sent as. */
+typedef enum {
+    S_OWNER_NONE = 0, /* nobody yet (spool), no identity (a run) */
+    S_OWNER_OFFICE,   /* development mode: an office id, meta "office" */
+    S_OWNER_KEY,      /* secure mode: a public key (Z85), meta "key" */
+} s_owner_kind_t;
+
+typedef struct {
+    s_owner_kind_t kind;
+    char text[AMITY_OFFICE_MAX + 1]; /* the office id or the key text */
+} s_owner_t;
+
 struct amity_spool {
     amity_store_t *store;              /* the LMDB environment */
     char *dir;                         /* its directory */
+    bool claimed;                      /* amity_spool_claim succeeded: commits check owner */
+    s_owner_t owner;                   /* ... with this identity */
     amity_client_t *volatile client;   /* the drain's client, for interrupts */
     volatile sig_atomic_t interrupted; /* amity_spool_interrupt was called */
 };
@@ -103,6 +118,154 @@ s_meta_put(amity_txn_t *txn, const char *name, uint64_t v)
 
     s_be64_put(b, v);
     return amity_txn_put(txn, S_DB_META, name, strlen(name), b, sizeof(b));
+}
+
+/*  ------------------------------------------------------------------
+ *  Whom the spool belongs to
+ */
+
+static const char *const s_owner_meta[] = { "", "office", "key" };
+
+/*  "office ID", "key Z85", or a phrase for none. */
+static void
+s_owner_describe(const s_owner_t *o, char *buf, size_t len)
+{
+    if (o->kind == S_OWNER_NONE) {
+        (void)snprintf(buf, len, "no identity (neither an office nor a key)");
+    } else {
+        (void)snprintf(buf, len, "%s %s", s_owner_meta[o->kind], o->text);
+    }
+}
+
+static bool
+s_owner_equal(const s_owner_t *a, const s_owner_t *b)
+{
+    return a->kind == b->kind && strcmp(a->text, b->text) == 0;
+}
+
+/*  The identity opts sends records as. Returns 0 or AMITY_EINVAL (why set:
+ *  the key file cannot be read, the office is too long). */
+static int
+s_owner_of_opts(const amity_client_opts_t *opts, s_owner_t *out, char *why, size_t why_len)
+{
+    amity_keypair_t kp;
+
+    memset(out, 0, sizeof(*out));
+    if (opts != NULL && opts->key != NULL && opts->key[0] != '\0') {
+        if (amity_keypair_load(opts->key, &kp) != 0 || kp.secret_txt[0] == '\0') {
+            memset(&kp, 0, sizeof(kp));
+            (void)snprintf(why, why_len, "key: %s is not a secret certificate", opts->key);
+            return AMITY_EINVAL;
+        }
+        out->kind = S_OWNER_KEY;
+        (void)snprintf(out->text, sizeof(out->text), "%s", kp.public_txt);
+        memset(&kp, 0, sizeof(kp)); /* the secret does not linger */
+    } else if (opts != NULL && opts->office != NULL && opts->office[0] != '\0') {
+        if (strlen(opts->office) > AMITY_OFFICE_MAX) {
+            (void)snprintf(why, why_len, "office: longer than %d bytes", AMITY_OFFICE_MAX);
+            return AMITY_EINVAL;
+        }
+        out->kind = S_OWNER_OFFICE;
+        (void)snprintf(out->text, sizeof(out->text), "%s", opts->office);
+    }
+    return 0;
+}
+
+/*  Reads the spool's owner from meta (kind NONE when it has none). */
+static int
+s_owner_read(amity_txn_t *txn, s_owner_t *out, amity_buf_t *scratch)
+{
+    memset(out, 0, sizeof(*out));
+    for (int k = S_OWNER_OFFICE; k <= S_OWNER_KEY; k++) {
+        int rc = amity_txn_get(txn, S_DB_META, s_owner_meta[k], strlen(s_owner_meta[k]), scratch);
+        if (rc == AMITY_ENOTFOUND) {
+            continue;
+        }
+        if (rc != 0) {
+            return rc;
+        }
+        if (scratch->len == 0 || scratch->len >= sizeof(out->text)) {
+            amity_log_error("spool: meta %s: %zu bytes", s_owner_meta[k], scratch->len);
+            return AMITY_EIO;
+        }
+        out->kind = (s_owner_kind_t)k;
+        memcpy(out->text, scratch->data, scratch->len);
+        out->text[scratch->len] = '\0';
+        return 0;
+    }
+    return 0;
+}
+
+/*  Checks, inside a transaction, that the spool belongs to mine; with
+ *  record (a write transaction) makes it mine when it belongs to nobody
+ *  (and mine is somebody). *found gets the spool's owner. Returns 0,
+ *  AMITY_EINVAL (another owner), or the store's error. */
+static int
+s_owner_check(amity_txn_t *txn, const s_owner_t *mine, bool record, s_owner_t *found,
+              amity_buf_t *scratch)
+{
+    int rc = s_owner_read(txn, found, scratch);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (found->kind == S_OWNER_NONE) {
+        if (!record || mine->kind == S_OWNER_NONE) {
+            return 0;
+        }
+        return amity_txn_put(txn, S_DB_META, s_owner_meta[mine->kind],
+                             strlen(s_owner_meta[mine->kind]), mine->text, strlen(mine->text));
+    }
+    return s_owner_equal(found, mine) ? 0 : AMITY_EINVAL;
+}
+
+/*  "spool DIR belongs to office a, not office b" */
+static void
+s_owner_mismatch(const amity_spool_t *self, const s_owner_t *found, const s_owner_t *mine,
+                 char *why, size_t why_len)
+{
+    char a[AMITY_SPOOL_OWNER_MAX + 48];
+    char b[AMITY_SPOOL_OWNER_MAX + 48];
+
+    s_owner_describe(found, a, sizeof(a));
+    s_owner_describe(mine, b, sizeof(b));
+    (void)snprintf(why, why_len, "spool %s belongs to %s, not %s", self->dir, a, b);
+}
+
+typedef struct {
+    const s_owner_t *mine; /* the identity to check */
+    bool record;           /* make the spool ours when it is nobody's */
+    s_owner_t found;       /* out: the spool's owner */
+    amity_buf_t scratch;   /* meta reads */
+} s_owner_ctx_t;
+
+static int
+s_owner_txn(amity_txn_t *txn, void *arg)
+{
+    s_owner_ctx_t *ctx = arg;
+
+    return s_owner_check(txn, ctx->mine, ctx->record, &ctx->found, &ctx->scratch);
+}
+
+/*  Checks (and with record, records) mine against the spool. Returns 0,
+ *  AMITY_EINVAL with why naming both, or the store's error. */
+static int
+s_owner_settle(amity_spool_t *self, const s_owner_t *mine, bool record, char *why, size_t why_len)
+{
+    s_owner_ctx_t ctx;
+    int rc;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.mine = mine;
+    ctx.record = record;
+    amity_buf_init(&ctx.scratch);
+    rc = record ? amity_store_update(self->store, s_owner_txn, &ctx)
+                : amity_store_view(self->store, s_owner_txn, &ctx);
+    amity_buf_clear(&ctx.scratch);
+    if (rc == AMITY_EINVAL) {
+        s_owner_mismatch(self, &ctx.found, mine, why, why_len);
+    }
+    return rc;
 }
 
 static void
@@ -342,6 +505,31 @@ amity_spool_destroy(amity_spool_t **self_p)
     *self_p = NULL;
 }
 
+int
+amity_spool_claim(amity_spool_t *self, const amity_client_opts_t *opts, char *why, size_t why_len)
+{
+    s_owner_t mine;
+    char own_why[AMITY_WHY_MAX];
+    int rc;
+
+    AMITY_ASSERT(self != NULL);
+    if (why == NULL || why_len == 0) {
+        why = own_why;
+        why_len = sizeof(own_why);
+    }
+    why[0] = '\0';
+    rc = s_owner_of_opts(opts, &mine, why, why_len);
+    if (rc == 0) {
+        rc = s_owner_settle(self, &mine, false, why, why_len);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    self->owner = mine;
+    self->claimed = true;
+    return 0;
+}
+
 void
 amity_spool_interrupt(amity_spool_t *self)
 {
@@ -491,6 +679,8 @@ amity_spool_batch_bytes(const amity_spool_batch_t *self)
 
 typedef struct {
     const amity_spool_batch_t *batch; /* what to write */
+    const s_owner_t *owner;           /* claimed identity to check (NULL: none) */
+    s_owner_t found;                  /* out: the spool's owner, when it is another */
     amity_buf_t scratch;              /* meta reads */
     uint64_t first;                   /* out: first sequence number */
 } s_commit_ctx_t;
@@ -503,6 +693,12 @@ s_commit_txn(amity_txn_t *txn, void *arg)
     uint8_t key[8];
     int rc;
 
+    if (ctx->owner != NULL) {
+        rc = s_owner_check(txn, ctx->owner, true, &ctx->found, &ctx->scratch);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     rc = s_meta_get(txn, "seq", &last, &ctx->scratch);
     if (rc != 0) {
         return rc;
@@ -532,11 +728,17 @@ amity_spool_commit(amity_spool_t *self, amity_spool_batch_t *batch, uint64_t *fi
     if (batch->n == 0) {
         return 0;
     }
+    memset(&ctx, 0, sizeof(ctx));
     ctx.batch = batch;
-    ctx.first = 0;
+    ctx.owner = self->claimed ? &self->owner : NULL;
     amity_buf_init(&ctx.scratch);
     rc = amity_store_update(self->store, s_commit_txn, &ctx);
     amity_buf_clear(&ctx.scratch);
+    if (rc == AMITY_EINVAL) {
+        char why[AMITY_WHY_MAX + AMITY_SPOOL_OWNER_MAX];
+        s_owner_mismatch(self, &ctx.found, &self->owner, why, sizeof(why));
+        amity_log_error("%s: nothing spooled", why);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -575,8 +777,8 @@ amity_spool_put(amity_spool_t *self, const amity_fields_t *rec, const char *sour
  */
 
 typedef struct {
-    amity_buf_t scratch; /* meta reads */
-    amity_spool_status_t *st;
+    amity_buf_t scratch;      /* meta reads */
+    amity_spool_status_t *st; /* out */
 } s_status_ctx_t;
 
 static int
@@ -614,6 +816,13 @@ s_status_txn(amity_txn_t *txn, void *arg)
     }
     if (rc == 0) {
         rc = s_meta_get(txn, "rejected", &ctx->st->rejected_ever, &ctx->scratch);
+    }
+    if (rc == 0) {
+        s_owner_t owner;
+        rc = s_owner_read(txn, &owner, &ctx->scratch);
+        if (rc == 0 && owner.kind != S_OWNER_NONE) {
+            s_owner_describe(&owner, ctx->st->owner, sizeof(ctx->st->owner));
+        }
     }
     if (rc == 0) {
         rc = amity_txn_scan(txn, S_DB_PENDING, NULL, 0, NULL, 0, s_oldest_cb, ctx);
@@ -1251,6 +1460,7 @@ amity_spool_drain(amity_spool_t *self, const amity_client_opts_t *opts,
 {
     amity_spool_drain_stats_t own;
     amity_spool_status_t ss;
+    s_owner_t mine;
     s_drain_t *d = NULL;
     uint64_t last = 0;
     int lock_fd = -1;
@@ -1261,6 +1471,15 @@ amity_spool_drain(amity_spool_t *self, const amity_client_opts_t *opts,
         stats = &own;
     }
     memset(stats, 0, sizeof(*stats));
+    /* the records go out as opts' identity: it must be the spool's own */
+    rc = s_owner_of_opts(opts, &mine, stats->refused, sizeof(stats->refused));
+    if (rc == 0) {
+        rc = s_owner_settle(self, &mine, true, stats->refused, sizeof(stats->refused));
+        stats->not_ours = rc == AMITY_EINVAL;
+    }
+    if (rc != 0) {
+        goto out;
+    }
     rc = s_lock(self, &lock_fd);
     if (rc == AMITY_EAGAIN) {
         stats->busy = true;

@@ -643,6 +643,208 @@ test_spool_drain_one_at_a_time(void **state)
     (void)close(fd);
 }
 
+/*  ------------------------------------------------------------------
+ *  Whom a spool belongs to
+ */
+
+static size_t
+s_pending(amity_spool_t *sp)
+{
+    amity_spool_status_t st;
+
+    assert_int_equal(amity_spool_status(sp, &st), 0);
+    return (size_t)st.pending;
+}
+
+static void
+test_spool_belongs_to_its_office(void **state)
+{
+    s_fix_t *fx = *state;
+    amity_spool_drain_stats_t ds;
+    amity_spool_status_t st;
+    amity_client_opts_t mine;
+    amity_client_opts_t other;
+    amity_client_opts_t nobody;
+    char why[AMITY_WHY_MAX];
+    s_fake_t fake;
+    pthread_t th;
+
+    s_fake_start(&fake, &th, S_FAKE_VERDICTS);
+    s_opts(&mine, fake.endpoint, 5000); /* office hoi-viet-my */
+    s_opts(&other, fake.endpoint, 5000);
+    other.office = "hoi-viet-uc";
+    s_opts(&nobody, fake.endpoint, 5000);
+    nobody.office = NULL;
+
+    /* a new spool belongs to nobody; its first put makes it the office's */
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    assert_string_equal(st.owner, "");
+    assert_int_equal(amity_spool_claim(fx->sp, &mine, why, sizeof(why)), 0);
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    assert_string_equal(st.owner, ""); /* claiming is not using */
+    s_put_n(fx->sp, "o", 10);
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    assert_string_equal(st.owner, "office hoi-viet-my");
+
+    /* across a reopen (another process), another office is refused,
+     * naming both, for putting and for draining */
+    s_reopen(fx);
+    assert_int_equal(amity_spool_claim(fx->sp, &other, why, sizeof(why)), AMITY_EINVAL);
+    assert_non_null(strstr(why, fx->dir));
+    assert_non_null(strstr(why, "belongs to office hoi-viet-my, not office hoi-viet-uc"));
+    assert_int_equal(amity_spool_claim(fx->sp, &nobody, why, sizeof(why)), AMITY_EINVAL);
+    assert_non_null(strstr(why, "belongs to office hoi-viet-my, not no identity"));
+    assert_int_equal(amity_spool_claim(fx->sp, &other, NULL, 0), AMITY_EINVAL);
+    assert_int_equal(amity_spool_drain(fx->sp, &other, NULL, &ds), AMITY_EINVAL);
+    assert_true(ds.not_ours);
+    assert_non_null(strstr(ds.refused, "belongs to office hoi-viet-my, not office hoi-viet-uc"));
+    assert_int_equal(ds.sent, 0);
+    assert_int_equal(ds.pending, 10);
+    assert_int_equal(fake.messages, 0); /* nothing went out as the other office */
+
+    /* its own office puts and drains */
+    assert_int_equal(amity_spool_claim(fx->sp, &mine, why, sizeof(why)), 0);
+    s_put_n(fx->sp, "p", 5);
+    assert_int_equal(amity_spool_drain(fx->sp, &mine, NULL, &ds), 0);
+    assert_false(ds.not_ours);
+    assert_int_equal(ds.accepted, 15);
+    assert_int_equal(ds.pending, 0);
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    assert_string_equal(st.owner, "office hoi-viet-my");
+    s_fake_stop(&fake, th);
+}
+
+static void
+test_spool_first_drain_claims_it(void **state)
+{
+    s_fix_t *fx = *state;
+    amity_spool_drain_stats_t ds;
+    amity_spool_status_t st;
+    amity_client_opts_t first;
+    amity_client_opts_t second;
+
+    /* records put by a handle that never claimed (a library user that
+     * does not say): the first drain decides, even one that fails */
+    s_put_n(fx->sp, "u", 3);
+    s_opts(&first, "tcp://127.0.0.1:1", 300);
+    assert_int_equal(amity_spool_drain(fx->sp, &first, NULL, &ds), AMITY_EAGAIN);
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    assert_string_equal(st.owner, "office hoi-viet-my");
+    s_opts(&second, "tcp://127.0.0.1:1", 300);
+    second.office = "hoi-viet-uc";
+    assert_int_equal(amity_spool_drain(fx->sp, &second, NULL, &ds), AMITY_EINVAL);
+    assert_true(ds.not_ours);
+    assert_int_equal(ds.pending, 3);
+}
+
+static void
+test_spool_claimed_commit_checks_again(void **state)
+{
+    s_fix_t *fx = *state;
+    amity_spool_drain_stats_t ds;
+    amity_spool_batch_t *b = NULL;
+    amity_spool_status_t st;
+    amity_spool_item_t item;
+    amity_client_opts_t my;
+    amity_client_opts_t uc;
+    amity_fields_t f;
+    char why[AMITY_WHY_MAX];
+
+    /* claimed by uc while the spool was nobody's; then another process
+     * (here: a drain as my) uses it first: uc's commit is refused */
+    s_opts(&my, "tcp://127.0.0.1:1", 300);
+    s_opts(&uc, "tcp://127.0.0.1:1", 300);
+    uc.office = "hoi-viet-uc";
+    assert_int_equal(amity_spool_claim(fx->sp, &uc, why, sizeof(why)), 0);
+    assert_int_equal(amity_spool_drain(fx->sp, &my, NULL, &ds), 0); /* empty: returns at once */
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    assert_string_equal(st.owner, "office hoi-viet-my");
+    assert_int_equal(amity_spool_batch_new(&b), 0);
+    s_record(&f, "late-1", 1);
+    memset(&item, 0, sizeof(item));
+    item.fields = &f;
+    assert_int_equal(amity_spool_batch_add(b, &item), 0);
+    assert_int_equal(amity_spool_commit(fx->sp, b, NULL), AMITY_EINVAL);
+    assert_int_equal(amity_spool_batch_count(b), 1); /* kept: nothing written */
+    assert_int_equal(s_pending(fx->sp), 0);
+    assert_int_equal(amity_spool_put(fx->sp, &f, NULL, NULL), AMITY_EINVAL);
+    assert_int_equal(s_pending(fx->sp), 0);
+    amity_spool_batch_destroy(&b);
+}
+
+/*  Writes a zcert-format secret certificate with a fresh key pair into
+ *  dir/name; *public_txt gets its public key. */
+static void
+s_write_cert(const char *dir, const char *name, char *path, size_t path_len, char *public_txt)
+{
+    char secret_txt[41];
+    FILE *fp;
+
+    assert_int_equal(zmq_curve_keypair(public_txt, secret_txt), 0);
+    (void)snprintf(path, path_len, "%s/%s_secret", dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    (void)fprintf(fp,
+                  "#   ZeroMQ CURVE **Secret** Certificate\n\n"
+                  "metadata\n    office = \"hoi-viet-my\"\n"
+                  "curve\n    public-key = \"%s\"\n    secret-key = \"%s\"\n",
+                  public_txt, secret_txt);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void
+test_spool_belongs_to_its_key(void **state)
+{
+    s_fix_t *fx = *state;
+    amity_spool_drain_stats_t ds;
+    amity_spool_status_t st;
+    amity_client_opts_t k1;
+    amity_client_opts_t k2;
+    amity_client_opts_t dev;
+    char keys[64];
+    char p1[128];
+    char p2[128];
+    char pub1[41];
+    char pub2[41];
+    char want[160];
+    char why[AMITY_WHY_MAX];
+
+    (void)snprintf(keys, sizeof(keys), "/tmp/amity-test-spool-keys-XXXXXX");
+    assert_non_null(mkdtemp(keys));
+    s_write_cert(keys, "one", p1, sizeof(p1), pub1);
+    s_write_cert(keys, "two", p2, sizeof(p2), pub2);
+    s_opts(&k1, "tcp://127.0.0.1:1", 300);
+    k1.key = p1;
+    k1.server_key = p2;
+    k2 = k1;
+    k2.key = p2;
+    s_opts(&dev, "tcp://127.0.0.1:1", 300); /* the same office, without keys */
+
+    assert_int_equal(amity_spool_claim(fx->sp, &k1, why, sizeof(why)), 0);
+    s_put_n(fx->sp, "k", 4);
+    assert_int_equal(amity_spool_status(fx->sp, &st), 0);
+    (void)snprintf(want, sizeof(want), "key %s", pub1);
+    assert_string_equal(st.owner, want);
+
+    /* another key of the same office is another identity; so is the
+     * office named without a key */
+    assert_int_equal(amity_spool_claim(fx->sp, &k2, why, sizeof(why)), AMITY_EINVAL);
+    (void)snprintf(want, sizeof(want), "belongs to key %s, not key %s", pub1, pub2);
+    assert_non_null(strstr(why, want));
+    assert_int_equal(amity_spool_drain(fx->sp, &dev, NULL, &ds), AMITY_EINVAL);
+    assert_true(ds.not_ours);
+    (void)snprintf(want, sizeof(want), "belongs to key %s, not office hoi-viet-my", pub1);
+    assert_non_null(strstr(ds.refused, want));
+    assert_int_equal(ds.pending, 4);
+    /* the key itself is fine (the drain only fails to reach anyone) */
+    assert_int_equal(amity_spool_drain(fx->sp, &k1, NULL, &ds), AMITY_EAGAIN);
+    assert_false(ds.not_ours);
+
+    (void)unlink(p1);
+    (void)unlink(p2);
+    (void)rmdir(keys);
+}
+
 int
 main(void)
 {
@@ -656,6 +858,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_spool_drain_refused_keeps_records, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_spool_drain_one_at_a_time, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_spool_belongs_to_its_office, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_spool_first_drain_claims_it, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_spool_claimed_commit_checks_again, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_spool_belongs_to_its_key, s_setup, s_teardown),
     };
 
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);

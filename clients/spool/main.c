@@ -28,16 +28,19 @@ static const char *s_summary =
     "  amity-spool rejects DIR [--clear]\n"
     "Looks after an office spool, the directory that 'amity-submit --spool DIR' keeps\n"
     "records in until ingest has given each its verdict.\n"
-    "  status   records pending and rejected, the age of the oldest pending one;\n"
+    "  status   whom the spool belongs to, records pending and rejected, the age of\n"
+    "           the oldest pending one;\n"
     "           --verbose adds one 'FILE:LINE: id: reason' line per rejected record\n"
     "  drain    sends what is pending until nothing is, or until ingest stays silent\n"
     "           for --deadline-s; prints each rejection, then 'accepted N, duplicate N,\n"
-    "           rejected N' and 'N pending'\n"
+    "           rejected N' and 'N pending'. A spool belongs to the office (--office)\n"
+    "           or key (--key) that first used it; another one is refused (exit 2)\n"
     "  rejects  writes the rejected records' original text to stdout (CSV rows under\n"
     "           their header), ready to fix and submit again; --clear then removes them\n"
     "Exit: 0 ok, 65 (drain) some rejected, 74 spool unreadable, 75 (drain) records\n"
     "left pending (ingest unreachable or silent, or another drain running), 77 ingest\n"
-    "refused us, 2 usage error, 130 interrupted.";
+    "refused us, 2 usage error (also: the spool belongs to another office or key),\n"
+    "130 interrupted.";
 
 static amity_spool_t *volatile s_spool; /* for the signal handler */
 
@@ -95,6 +98,7 @@ s_status(amity_spool_t *sp, const char *dir, bool verbose)
         return S_EXIT_IOERR;
     }
     printf("spool: %s\n", dir);
+    printf("belongs to: %s\n", st.owner[0] != '\0' ? st.owner : "nobody yet");
     printf("pending: %llu\n", (unsigned long long)st.pending);
     printf("rejected: %llu\n", (unsigned long long)st.rejected);
     if (st.pending > 0 && st.oldest_ms > 0) {
@@ -159,6 +163,11 @@ s_drain(amity_spool_t *sp, const char *dir, const amity_client_opts_t *opts)
         exit_code = S_EXIT_TEMPFAIL;
         break;
     case AMITY_EINVAL:
+        if (ds.not_ours) {
+            /* the wrong --office or --key for this spool: a usage error */
+            (void)fprintf(stderr, "amity-spool: %s\n", ds.refused);
+            return AMITY_EXIT_CONFIG;
+        }
         (void)fprintf(stderr, "amity-spool: ingest refused our messages: %s\n", ds.refused);
         exit_code = S_EXIT_NOPERM;
         break;

@@ -1,13 +1,18 @@
 /*  amity-submit, straight to ingest: streams the input through libamity,
  *  holding only the records in flight (the window), never the whole file.
  *  Each record in flight is remembered by its tag (the line it started on
- *  and, with --rejects, its text) until its verdict arrives. */
+ *  and, with --rejects, its text) until its verdict arrives. While a pipe
+ *  keeps us waiting for input (`tail -f | amity-submit -`), the client is
+ *  polled together with it: what was read is sent, verdicts are printed,
+ *  resends go out and the deadline is kept, as at the end of the input. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "amity/log.h"
 #include "submit.h"
+
+#define S_INPUT_POLL_MS 100 /* client poll slice while waiting for input */
 
 /*  A record in flight. */
 typedef struct {
@@ -19,6 +24,7 @@ typedef struct {
 
 typedef struct {
     const submit_args_t *args;
+    amity_client_t *client;
     submit_input_t *in;
     submit_progress_t *progress;
     submit_rejects_t rejects;
@@ -26,6 +32,7 @@ typedef struct {
     size_t mask;             /* table size - 1 */
     uint64_t local_rejected; /* rejected before sending */
     uint64_t settled;        /* verdicts so far (any) */
+    int wait_rc;             /* why waiting for input ended the reading (0: it did not) */
     bool nomem;              /* the table could not keep a text */
 } s_run_t;
 
@@ -120,6 +127,39 @@ s_on_verdict(void *arg, const amity_verdict_info_t *v)
     free(f.raw);
 }
 
+/*  The input would block: keep the client going until it is readable
+ *  (submit_wait_fn). Returns 0, AMITY_EAGAIN (the deadline passed: ingest
+ *  silent with records in flight), AMITY_ETERM, AMITY_EIO. */
+static int
+s_wait_input(void *arg, int fd)
+{
+    s_run_t *run = arg;
+    bool ready = false;
+    int rc;
+
+    for (;;) {
+        /* what was printed is seen now, not when more input comes */
+        (void)fflush(stdout);
+        if (submit_interrupted) {
+            run->wait_rc = AMITY_ETERM;
+            return AMITY_ETERM;
+        }
+        if (amity_client_stalled(run->client)) {
+            run->wait_rc = AMITY_EAGAIN;
+            return AMITY_EAGAIN;
+        }
+        rc = amity_client_poll_fd(run->client, fd, S_INPUT_POLL_MS, &ready);
+        submit_progress_set(run->progress, run->settled + run->local_rejected);
+        if (rc != 0) {
+            run->wait_rc = rc;
+            return rc;
+        }
+        if (ready) {
+            return 0;
+        }
+    }
+}
+
 static void
 s_local_reject(s_run_t *run, const submit_record_t *rec, const char *why)
 {
@@ -144,6 +184,7 @@ submit_direct(const submit_args_t *args)
     size_t window;
     size_t table_size = 16;
     uint64_t tag = 0;
+    uint64_t last_line = 0;
     bool gave_up = false;
     int exit_code = 0;
     int rc = 0;
@@ -174,6 +215,8 @@ submit_direct(const submit_args_t *args)
         exit_code = AMITY_EXIT_RUNTIME;
         goto out;
     }
+    run.client = client;
+    submit_input_set_wait(run.in, s_wait_input, &run);
     submit_watch_client(client);
     run.progress = submit_progress_new(args->progress);
     submit_progress_phase(run.progress, "sending", submit_input_estimate(run.in));
@@ -187,8 +230,20 @@ submit_direct(const submit_args_t *args)
             break;
         }
         got = submit_input_next(run.in, &rec);
-        if (got < 0 && submit_interrupted) {
+        if (got < 0 && (submit_interrupted || run.wait_rc == AMITY_ETERM)) {
             rc = AMITY_ETERM;
+            break;
+        }
+        if (got < 0 && run.wait_rc == AMITY_EAGAIN) {
+            /* the deadline passed while the input was quiet */
+            submit_progress_hide(run.progress);
+            (void)fprintf(stderr, "amity-submit: stopped reading %s after line %llu\n", args->file,
+                          (unsigned long long)last_line);
+            gave_up = true;
+            break;
+        }
+        if (got < 0 && run.wait_rc != 0) {
+            rc = run.wait_rc; /* the client failed while we waited for input */
             break;
         }
         if (got < 0) {
@@ -201,6 +256,7 @@ submit_direct(const submit_args_t *args)
         if (got == 0) {
             break;
         }
+        last_line = rec.line;
         if (!rec.ok) {
             s_local_reject(&run, &rec, rec.why);
             continue;

@@ -1,11 +1,23 @@
 /*  amity-submit input: records one at a time from JSON Lines (one object
  *  per line, parsed later by libamity) or CSV (amity/csv.h), each with the
- *  line it starts on and its original text. */
+ *  line it starts on and its original text.
+ *
+ *  An input that can keep us waiting (a pipe, a terminal, a socket: not a
+ *  regular file) is read through a stdio stream of our own (fopencookie)
+ *  whose read first calls the caller's wait function: stdio asks for more
+ *  bytes only when its buffer is empty, which is exactly when a read could
+ *  block, so the caller keeps its client going while the producer is quiet
+ *  and both readers (ours and the CSV one) stay plain stdio code.
+ */
+#define _GNU_SOURCE 1 /* NOLINT(bugprone-reserved-identifier): fopencookie (glibc, musl) */
+
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -13,10 +25,17 @@
 #include "amity/csv.h"
 #include "submit.h"
 
+#define S_PIPE_BUF 65536 /* stdio buffer of a waiting input */
+
 struct submit_input {
-    FILE *fp;         /* the input (stdin or opened here) */
-    bool own_fp;      /* fp was opened here */
-    const char *path; /* its name ("-": stdin) */
+    FILE *fp;            /* what the readers read: raw_fp, or our stream over its fd */
+    FILE *raw_fp;        /* the input (stdin or opened here) */
+    bool own_fp;         /* raw_fp was opened here */
+    int fd;              /* a waiting input's fd (-1: a regular file, read as it is) */
+    submit_wait_fn wait; /* called before a read that could block (NULL: none) */
+    void *wait_arg;      /* its argument */
+    int wait_rc;         /* the non-zero code it returned: reading stopped */
+    const char *path;    /* its name ("-": stdin) */
     submit_format_t format;
     amity_csv_t *csv;        /* CSV reader */
     char *line;              /* JSON Lines: the current line */
@@ -40,10 +59,47 @@ submit_format_of(const char *path)
     return SUBMIT_FORMAT_JSONL;
 }
 
+/*  stdio's read for a waiting input: wait (the caller's work goes on),
+ *  then read what is there. */
+static ssize_t
+s_wait_read(void *cookie, char *buf, size_t size)
+{
+    submit_input_t *self = cookie;
+    struct pollfd pfd;
+    ssize_t n;
+    int rc;
+
+    for (;;) {
+        if (self->wait != NULL) {
+            rc = self->wait(self->wait_arg, self->fd);
+            if (rc != 0) {
+                self->wait_rc = rc;
+                errno = EINTR;
+                return -1;
+            }
+        }
+        n = read(self->fd, buf, size);
+        if (n >= 0 || errno != EAGAIN) {
+            return n; /* EINTR included: a signal ends the reading (main.c) */
+        }
+        /* a non-blocking fd inherited from the caller: wait for it */
+        if (self->wait == NULL) {
+            pfd.fd = self->fd;
+            pfd.events = POLLIN;
+            pfd.revents = 0;
+            if (poll(&pfd, 1, -1) < 0) {
+                return -1;
+            }
+        }
+    }
+}
+
 int
 submit_input_open(submit_input_t **out, const char *path, submit_format_t format)
 {
+    static const cookie_io_functions_t io = { s_wait_read, NULL, NULL, NULL };
     submit_input_t *self;
+    struct stat st;
     int rc;
 
     *out = NULL;
@@ -52,26 +108,47 @@ submit_input_open(submit_input_t **out, const char *path, submit_format_t format
         return AMITY_ENOMEM;
     }
     self->path = path;
+    self->fd = -1;
     self->format = format == SUBMIT_FORMAT_AUTO ? submit_format_of(path) : format;
     if (strcmp(path, "-") == 0) {
-        self->fp = stdin;
+        self->raw_fp = stdin;
     } else {
-        self->fp = fopen(path, "r");
-        if (self->fp == NULL) {
+        self->raw_fp = fopen(path, "r");
+        if (self->raw_fp == NULL) {
             free(self);
             return AMITY_EIO;
         }
         self->own_fp = true;
     }
+    self->fp = self->raw_fp;
+    if (fstat(fileno(self->raw_fp), &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* nothing has been read from raw_fp yet: its fd is where we are */
+        self->fd = fileno(self->raw_fp);
+        self->fp = fopencookie(self, "r", io);
+        if (self->fp == NULL || setvbuf(self->fp, NULL, _IOFBF, S_PIPE_BUF) != 0) {
+            rc = AMITY_ENOMEM;
+            goto fail;
+        }
+    }
     if (self->format == SUBMIT_FORMAT_CSV) {
         rc = amity_csv_new(&self->csv, self->fp);
         if (rc != 0) {
-            submit_input_destroy(&self);
-            return rc;
+            goto fail;
         }
     }
     *out = self;
     return 0;
+
+fail:
+    submit_input_destroy(&self);
+    return rc;
+}
+
+void
+submit_input_set_wait(submit_input_t *self, submit_wait_fn fn, void *arg)
+{
+    self->wait = fn;
+    self->wait_arg = arg;
 }
 
 void
@@ -83,8 +160,11 @@ submit_input_destroy(submit_input_t **self_p)
         return;
     }
     amity_csv_destroy(&self->csv);
+    if (self->fp != NULL && self->fp != self->raw_fp) {
+        (void)fclose(self->fp); /* our stream: the fd stays raw_fp's */
+    }
     if (self->own_fp) {
-        (void)fclose(self->fp);
+        (void)fclose(self->raw_fp);
     }
     free(self->line);
     free(self);
@@ -195,10 +275,17 @@ submit_input_next(submit_input_t *self, submit_record_t *rec)
     int rc;
 
     memset(rec, 0, sizeof(*rec));
+    if (self->wait_rc != 0) {
+        return self->wait_rc;
+    }
     if (self->format != SUBMIT_FORMAT_CSV) {
-        return s_next_json(self, rec);
+        rc = s_next_json(self, rec);
+        return rc < 0 && self->wait_rc != 0 ? self->wait_rc : rc;
     }
     rc = amity_csv_next(self->csv, &row);
+    if (rc < 0 && self->wait_rc != 0) {
+        return self->wait_rc;
+    }
     if (rc <= 0) {
         return rc;
     }
@@ -270,7 +357,8 @@ submit_input_estimate(const submit_input_t *self)
     char last = '\n';
     FILE *fp;
 
-    if (!self->own_fp || fstat(fileno(self->fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (!self->own_fp || self->fd >= 0 || fstat(fileno(self->raw_fp), &st) != 0 ||
+        !S_ISREG(st.st_mode)) {
         return 0;
     }
     /* a second handle, so the reader's position is left alone */

@@ -8,7 +8,8 @@
  *  some rejected, 66 input unreadable, 69 ingest unreachable (nothing
  *  answered before the deadline), 74 the spool or the rejects file cannot
  *  be written, 75 timed out (some answered; --spool: records left in the
- *  spool, safe), 77 (--spool) ingest refused us, 2 usage, 130 interrupted.
+ *  spool, safe), 77 (--spool) ingest refused us, 2 usage (also: the
+ *  spool belongs to another office or key), 130 interrupted.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -37,11 +38,14 @@ static const char *s_summary =
     "  --spool DIR          first write every record durably to the office spool DIR,\n"
     "                       then send from there until it is empty; without FILE, only\n"
     "                       send what DIR holds. Records that get no verdict stay in\n"
-    "                       DIR, safe, for a later run or 'amity-spool drain DIR'\n"
+    "                       DIR, safe, for a later run or 'amity-spool drain DIR'.\n"
+    "                       DIR belongs to the office (--office) or key (--key) that\n"
+    "                       first used it; another one is refused (exit 2)\n"
     "  --progress/--no-progress  force the progress bar on or off\n"
     "Exit: 0 all accepted or duplicate, 65 some rejected, 66 FILE unreadable,\n"
     "69 ingest unreachable, 74 spool or rejects file not writable, 75 timed out\n"
-    "(--spool: records left in DIR), 77 ingest refused us (--spool), 2 usage error.";
+    "(--spool: records left in DIR), 77 ingest refused us (--spool), 2 usage error\n"
+    "(also: --spool DIR belongs to another office or key).";
 
 volatile sig_atomic_t submit_interrupted;
 static amity_client_t *volatile s_client; /* for the signal handler */

@@ -206,6 +206,7 @@ submit_spooled(const submit_args_t *args)
     amity_spool_drain_stats_t ds;
     amity_spool_drain_cb_t cb;
     s_run_t run;
+    char why[AMITY_WHY_MAX];
     int exit_code = 0;
     int rc;
 
@@ -217,6 +218,20 @@ submit_spooled(const submit_args_t *args)
         (void)fprintf(stderr, "amity-submit: cannot open the spool %s: %s\n", args->spool,
                       amity_strerror(rc));
         return SUBMIT_EXIT_IOERR;
+    }
+    /* the spool's records are sent as its own office: refuse another one
+     * before reading anything (a usage error: the wrong --office, --key
+     * or --spool) */
+    rc = amity_spool_claim(sp, args->opts, why, sizeof(why));
+    if (rc != 0) {
+        if (rc == AMITY_EINVAL) {
+            (void)fprintf(stderr, "amity-submit: %s\n", why);
+        } else {
+            (void)fprintf(stderr, "amity-submit: cannot read the spool %s: %s\n", args->spool,
+                          amity_strerror(rc));
+        }
+        amity_spool_destroy(&sp);
+        return rc == AMITY_EINVAL ? AMITY_EXIT_CONFIG : SUBMIT_EXIT_IOERR;
     }
     if (submit_rejects_open(&run.rejects, args->rejects) != 0) {
         exit_code = SUBMIT_EXIT_IOERR;
@@ -257,6 +272,11 @@ submit_spooled(const submit_args_t *args)
         exit_code = SUBMIT_EXIT_TEMPFAIL;
         break;
     case AMITY_EINVAL:
+        if (ds.not_ours) {
+            (void)fprintf(stderr, "amity-submit: %s\n", ds.refused);
+            exit_code = AMITY_EXIT_CONFIG;
+            break;
+        }
         (void)fprintf(stderr,
                       "amity-submit: ingest refused our messages: %s; the records stay in %s\n",
                       ds.refused, args->spool);

@@ -68,12 +68,21 @@ typedef struct {
     const char *why; /* "csv: ...", "record: line longer than ..." */
 } submit_record_t;
 
+/*  Waits until fd (the input) is readable, doing the caller's work
+ *  meanwhile. Returns 0 to read, or a negative AMITY_E* code that stops
+ *  the reading (submit_input_next then returns it). */
+typedef int (*submit_wait_fn)(void *arg, int fd);
+
 submit_format_t submit_format_of(const char *path);
 /*  Opens path ("-": stdin). Returns 0, AMITY_EIO (errno set), AMITY_ENOMEM. */
 int submit_input_open(submit_input_t **out, const char *path, submit_format_t format);
 void submit_input_destroy(submit_input_t **self_p);
+/*  Makes every read of an input that could block (not a regular file)
+ *  first call fn(arg, fd) (NULL: just read). */
+void submit_input_set_wait(submit_input_t *self, submit_wait_fn fn, void *arg);
 /*  Returns 1 with *rec filled (lent until the next call), 0 at the end,
- *  AMITY_EIO (errno set), AMITY_ENOMEM. Blank lines are skipped. */
+ *  AMITY_EIO (errno set), AMITY_ENOMEM, or the code the wait function
+ *  stopped the reading with. Blank lines are skipped. */
 int submit_input_next(submit_input_t *self, submit_record_t *rec);
 /*  The record's id for reports, also when it was rejected before sending
  *  (a JSON object with a string "id"), else "-". */

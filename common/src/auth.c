@@ -3,10 +3,17 @@
  *  format; the handler itself runs in the daemon's own poll loop.
  */
 #include <czmq.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "amity/auth.h"
@@ -601,52 +608,379 @@ amity_curve_client(void *sock, const amity_keypair_t *own, const char *server_pu
     return 0;
 }
 
-void *
-amity_monitor_new(void *ctx, void *sock, const char *name)
+/*  ------------------------------------------------------------------
+ *  Connection monitor
+ */
+
+#define S_MON_BURST   8     /* connection lines one monitor logs per second at most */
+#define S_MON_EVENTS  256   /* events handled per amity_monitor_process call */
+#define S_MON_CHUNK   64    /* events read before any is handled */
+#define S_MON_FDS_MAX 65536 /* fds tracked (beyond: lines name the endpoint) */
+#define S_MON_EVENTS_ON                                                                            \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_CONNECTED |       \
+     ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED)
+
+/*  One event as read from the PAIR socket. */
+typedef struct {
+    uint16_t event; /* ZMQ_EVENT_* */
+    uint32_t value; /* an fd, an errno, an interval, depending on event */
+    char ep[256];   /* the endpoint (cut to fit) */
+} s_event_t;
+
+/*  One connection the monitor knows, by its fd. */
+typedef struct {
+    char *peer;    /* the peer's address (heap; NULL: slot unused) */
+    bool accepted; /* on a bound socket (peer from getpeername, when it had one) */
+    bool up;       /* counted as connected (accepted, or its handshake completed) */
+} s_conn_t;
+
+struct amity_monitor {
+    void *pair;                   /* PAIR connected to the monitor endpoint */
+    char name[64];                /* the socket's name, first on every line */
+    s_conn_t *conns;              /* fd -> connection */
+    size_t n_conns;               /* slots in conns */
+    size_t n_waiting;             /* connecting socket: connections before their handshake */
+    long long fail_last_ms;       /* handshake failures: last line (1 per second) */
+    unsigned long fail_n;         /* ... suppressed since */
+    int64_t window_ms;            /* connection lines: start of the current second */
+    unsigned n_window;            /* ... lines logged in it */
+    unsigned long n_suppressed;   /* ... lines suppressed since the last one logged */
+    amity_monitor_stats_t stats;  /* counters */
+    s_event_t batch[S_MON_CHUNK]; /* events read, being handled */
+};
+
+static int64_t
+s_mon_now_ms(void)
 {
-    char ep[128];
-    snprintf(ep, sizeof ep, "inproc://amity-monitor-%s-%p", name, sock);
-    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_DISCONNECTED;
-    if (zmq_socket_monitor(sock, ep, events) != 0) {
-        amity_log_error("auth: cannot monitor %s: %s", name, zmq_strerror(errno));
-        return NULL;
-    }
-    void *mon = zmq_socket(ctx, ZMQ_PAIR);
-    if (!mon) {
-        return NULL;
-    }
-    int linger = 0;
-    zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(mon, ep) != 0) {
-        zmq_close(mon);
-        return NULL;
-    }
-    return mon;
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int
-amity_monitor_process(void *monitor, const char *name)
+/*  True when a connection line may be logged now: up to S_MON_BURST a
+ *  second for this monitor; the first line after a gap says how many were
+ *  left out. */
+static bool
+s_mon_allow(amity_monitor_t *self)
 {
-    int failures = 0;
-    for (int i = 0; i < 256; i++) {
+    int64_t now = s_mon_now_ms();
+
+    if (now - self->window_ms >= 1000) {
+        if (self->n_suppressed > 0) {
+            amity_log_info("%s: %lu connection events not logged (rate limit)", self->name,
+                           self->n_suppressed);
+            self->n_suppressed = 0;
+        }
+        self->window_ms = now;
+        self->n_window = 0;
+    }
+    if (self->n_window >= S_MON_BURST) {
+        self->n_suppressed++;
+        return false;
+    }
+    self->n_window++;
+    return true;
+}
+
+/*  The slot of fd, growing the table; NULL when fd is out of range or
+ *  memory is short (the line then names the endpoint). */
+static s_conn_t *
+s_mon_slot(amity_monitor_t *self, uint32_t fd)
+{
+    if (fd >= S_MON_FDS_MAX) {
+        return NULL;
+    }
+    if (fd >= self->n_conns) {
+        size_t n = self->n_conns ? self->n_conns : 64;
+        s_conn_t *grown;
+        while (n <= fd) {
+            n *= 2;
+        }
+        grown = realloc(self->conns, n * sizeof *grown);
+        if (!grown) {
+            return NULL;
+        }
+        memset(grown + self->n_conns, 0, (n - self->n_conns) * sizeof *grown);
+        self->conns = grown;
+        self->n_conns = n;
+    }
+    return &self->conns[fd];
+}
+
+static void
+s_mon_forget(amity_monitor_t *self, s_conn_t *c)
+{
+    if (c) {
+        if (c->peer && !c->up && self->n_waiting > 0) {
+            self->n_waiting--;
+        }
+        free(c->peer);
+        c->peer = NULL;
+        c->accepted = false;
+        c->up = false;
+    }
+}
+
+/*  The address of the peer at the other end of fd ("127.0.0.1:PORT",
+ *  "[::1]:PORT"), or "" when it is not TCP or no longer open. */
+static void
+s_peer_name(int fd, char *out, size_t out_len)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN];
+
+    out[0] = '\0';
+    memset(&ss, 0, sizeof ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host)) {
+            (void)snprintf(out, out_len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+        }
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host)) {
+            (void)snprintf(out, out_len, "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+        }
+    }
+}
+
+amity_monitor_t *
+amity_monitor_new(void *ctx, void *sock, const char *name)
+{
+    AMITY_ASSERT(ctx && sock && name);
+    static unsigned long n_made;
+    amity_monitor_t *self = calloc(1, sizeof *self);
+    char ep[128];
+    int linger = 0;
+
+    if (!self) {
+        amity_log_error("auth: cannot monitor %s: out of memory", name);
+        return NULL;
+    }
+    (void)snprintf(self->name, sizeof self->name, "%s", name);
+    /* unique per process: the socket's address alone could be reused */
+    (void)snprintf(ep, sizeof ep, "inproc://amity-monitor-%p-%lu", sock, ++n_made);
+    if (zmq_socket_monitor(sock, ep, S_MON_EVENTS_ON) != 0) {
+        amity_log_error("auth: cannot monitor %s: %s", name, zmq_strerror(errno));
+        free(self);
+        return NULL;
+    }
+    self->pair = zmq_socket(ctx, ZMQ_PAIR);
+    if (!self->pair) {
+        amity_log_error("auth: cannot monitor %s: %s", name, zmq_strerror(errno));
+        (void)zmq_socket_monitor(sock, NULL, 0);
+        free(self);
+        return NULL;
+    }
+    (void)zmq_setsockopt(self->pair, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(self->pair, ep) != 0) {
+        amity_log_error("auth: cannot monitor %s: %s", name, zmq_strerror(errno));
+        (void)zmq_socket_monitor(sock, NULL, 0);
+        zmq_close(self->pair);
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+amity_monitor_destroy(amity_monitor_t **self_p)
+{
+    AMITY_ASSERT(self_p);
+    amity_monitor_t *self = *self_p;
+    if (!self) {
+        return;
+    }
+    if (self->pair) {
+        zmq_close(self->pair);
+    }
+    for (size_t i = 0; i < self->n_conns; i++) {
+        free(self->conns[i].peer);
+    }
+    free(self->conns);
+    free(self);
+    *self_p = NULL;
+}
+
+void *
+amity_monitor_socket(const amity_monitor_t *self)
+{
+    AMITY_ASSERT(self);
+    return self->pair;
+}
+
+void
+amity_monitor_stats(const amity_monitor_t *self, amity_monitor_stats_t *out)
+{
+    AMITY_ASSERT(self && out);
+    *out = self->stats;
+}
+
+/*  A connection began: ACCEPTED on a bound socket (peer from getpeername,
+ *  unless closed: its disconnect was read already, so fd may be another
+ *  connection's by now), CONNECTED on a connecting one (peer = the
+ *  endpoint). */
+static void
+s_mon_opened(amity_monitor_t *self, uint16_t event, uint32_t fd, const char *ep, bool closed)
+{
+    s_conn_t *c = s_mon_slot(self, fd);
+    char peer[AMITY_PEER_TXT];
+
+    if (!c) {
+        return;
+    }
+    if (c->peer && c->up && self->stats.live > 0) {
+        self->stats.live--; /* its fd was reused: that connection is gone */
+    }
+    s_mon_forget(self, c);
+    peer[0] = '\0';
+    if (event == ZMQ_EVENT_ACCEPTED) {
+        if (!closed) {
+            s_peer_name((int)fd, peer, sizeof peer);
+        }
+        if (!peer[0] && strncmp(ep, "tcp://", 6) == 0) {
+            (void)snprintf(peer, sizeof peer, "?"); /* already closed: see auth.h */
+        }
+        self->stats.connects++;
+        self->stats.live++;
+        c->accepted = true;
+        c->up = true;
+    }
+    c->peer = strdup(peer[0] ? peer : ep);
+    if (c->peer && !c->up) {
+        self->n_waiting++;
+    }
+}
+
+/*  ZMQ_EVENT_HANDSHAKE_SUCCEEDED carries no fd: on a connecting socket its
+ *  endpoint names the connection (one per endpoint at a time). */
+static void
+s_mon_handshake_ok(amity_monitor_t *self, const char *ep)
+{
+    s_conn_t *found = NULL;
+    size_t n_waiting = 0;
+
+    /* a bound socket has none waiting (and ep is its own endpoint) */
+    for (size_t i = 0; i < self->n_conns && self->n_waiting > 0; i++) {
+        s_conn_t *c = &self->conns[i];
+        if (!c->peer || c->up || c->accepted) {
+            continue;
+        }
+        if (strcmp(c->peer, ep) == 0) {
+            found = c;
+            break;
+        }
+        n_waiting++;
+        if (n_waiting == 1) {
+            found = c; /* the only connection waiting is this one */
+        } else {
+            found = NULL;
+        }
+    }
+    if (!found) {
+        /* a bound socket (ep is ours), or no CONNECTED event was seen */
+        return;
+    }
+    found->up = true;
+    self->n_waiting--;
+    self->stats.connects++;
+    self->stats.live++;
+    if (s_mon_allow(self)) {
+        amity_log_info("%s: connected peer=%s", self->name, found->peer);
+    }
+}
+
+static void
+s_mon_closed(amity_monitor_t *self, uint32_t fd, const char *ep)
+{
+    s_conn_t *c = fd < self->n_conns ? &self->conns[fd] : NULL;
+    const char *peer = c && c->peer ? c->peer : ep;
+    bool named = c && c->accepted && strcmp(peer, ep) != 0; /* by getpeername */
+
+    if (c && c->peer && !c->up) {
+        /* a connecting socket's attempt whose handshake failed (logged as
+         * such): not a link that died */
+        amity_log_debug("%s: connection closed before its handshake completed peer=%s", self->name,
+                        peer);
+        s_mon_forget(self, c);
+        return;
+    }
+    self->stats.disconnects++;
+    if (self->stats.live > 0) {
+        self->stats.live--;
+    }
+    (void)snprintf(self->stats.last_peer, sizeof self->stats.last_peer, "%s", peer);
+    if (s_mon_allow(self)) {
+        if (named) {
+            amity_log_info("%s: peer disconnected peer=%s on=%s (closed, or silent past the "
+                           "heartbeat timeout)",
+                           self->name, peer, ep);
+        } else {
+            amity_log_info("%s: peer disconnected peer=%s (closed, or silent past the heartbeat "
+                           "timeout)",
+                           self->name, peer);
+        }
+    }
+    s_mon_forget(self, c);
+}
+
+/*  Reads up to S_MON_CHUNK waiting events into self->batch; returns how
+ *  many. */
+static size_t
+s_mon_read(amity_monitor_t *self)
+{
+    size_t n = 0;
+
+    while (n < S_MON_CHUNK) {
+        s_event_t *e = &self->batch[n];
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, monitor, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&ev, self->pair, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
             break;
         }
         zmq_msg_init(&addr);
         if (zmq_msg_more(&ev)) {
-            zmq_msg_recv(&addr, monitor, 0);
+            (void)zmq_msg_recv(&addr, self->pair, 0);
         }
         if (zmq_msg_size(&ev) >= 6) {
-            uint16_t event;
-            uint32_t value;
-            memcpy(&event, zmq_msg_data(&ev), 2);
-            memcpy(&value, (const uint8_t *) zmq_msg_data(&ev) + 2, 4);
+            size_t len =
+                zmq_msg_size(&addr) < sizeof e->ep - 1 ? zmq_msg_size(&addr) : sizeof e->ep - 1;
+            memcpy(&e->event, zmq_msg_data(&ev), 2);
+            memcpy(&e->value, (const uint8_t *)zmq_msg_data(&ev) + 2, 4);
+            memcpy(e->ep, zmq_msg_data(&addr), len);
+            e->ep[len] = '\0';
+            n++;
+        }
+        zmq_msg_close(&addr);
+        zmq_msg_close(&ev);
+    }
+    return n;
+}
+
+int
+amity_monitor_process(amity_monitor_t *self)
+{
+    AMITY_ASSERT(self);
+    int failures = 0;
+    size_t n;
+    size_t done = 0;
+
+    /* a batch first: an accepted fd whose disconnect is already in it is
+     * closed (or reused) by now, and getpeername must not be asked */
+    while (done < S_MON_EVENTS && (n = s_mon_read(self)) > 0) {
+        done += n;
+        for (size_t i = 0; i < n; i++) {
+            const s_event_t *e = &self->batch[i];
             const char *what = NULL;
-            switch (event) {
+            bool closed = false;
+            switch (e->event) {
             case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                 what = "handshake failed";
                 break;
@@ -657,31 +991,32 @@ amity_monitor_process(void *monitor, const char *name)
             case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
                 what = "handshake refused by authentication";
                 break;
-            case ZMQ_EVENT_DISCONNECTED: {
-                /* not a failure, but the only sign of a peer that went
-                 * silent past the heartbeat timeout (a cut link) */
-                static long long last_ms;
-                static unsigned long n_suppressed;
-                if (amity_log_ratelimit(&last_ms, &n_suppressed, 1)) {
-                    amity_log_info("%s: peer disconnected on %.*s (closed, or silent past the "
-                                   "heartbeat timeout)",
-                                   name, (int) zmq_msg_size(&addr),
-                                   (const char *) zmq_msg_data(&addr));
+            case ZMQ_EVENT_ACCEPTED:
+            case ZMQ_EVENT_CONNECTED:
+                for (size_t j = i + 1; j < n && !closed; j++) {
+                    closed = self->batch[j].event == ZMQ_EVENT_DISCONNECTED &&
+                             self->batch[j].value == e->value;
                 }
+                s_mon_opened(self, e->event, e->value, e->ep, closed);
                 break;
-            }
+            case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+                s_mon_handshake_ok(self, e->ep);
+                break;
+            case ZMQ_EVENT_DISCONNECTED:
+                s_mon_closed(self, e->value, e->ep);
+                break;
             default:
                 break;
             }
             if (what) {
                 failures++;
-                amity_log_warn_rl(1, "%s: %s from %.*s (code %u)", name, what,
-                                  (int) zmq_msg_size(&addr), (const char *) zmq_msg_data(&addr),
-                                  (unsigned) value);
+                self->stats.handshake_failures++;
+                if (amity_log_ratelimit(&self->fail_last_ms, &self->fail_n, 1)) {
+                    amity_log_warn("%s: %s from %s (code %u)", self->name, what, e->ep,
+                                   (unsigned)e->value);
+                }
             }
         }
-        zmq_msg_close(&addr);
-        zmq_msg_close(&ev);
     }
     return failures;
 }

@@ -57,7 +57,8 @@ typedef struct {
     uint64_t rejected;       /* verdicts rejected (conflicts included) */
     uint64_t conflicts;      /* same rev, other content */
     uint64_t batches;        /* commits */
-    uint64_t keys_written;   /* totals keys written */
+    uint64_t keys_written;   /* finest totals keys written to LMDB */
+    uint64_t keys_published; /* published totals sent (changed keys of commits) */
     uint64_t commit_us;      /* time spent in commits */
     uint64_t commit_us_max;  /* longest commit */
     uint64_t failed_batches; /* commits that failed (items dropped, clients resend) */
@@ -83,7 +84,7 @@ struct aggregate {
     zmq_pollitem_t poll[S_POLL_MAX]; /* signal fd, snapshot, apply, then ZAP and monitors */
     int n_poll;                      /* entries used in poll */
     amity_auth_t *auth;              /* the ZAP handler (NULL without keys) */
-    void *monitors[4];               /* handshake monitors of the four sockets (with keys) */
+    amity_monitor_t *monitors[4];    /* handshake monitors of the four sockets (with keys) */
     int poll_zap;                    /* index of the ZAP socket in poll, -1 when none */
     uint64_t logged_refused;         /* ZAP refusals at the last stats line */
     aggregate_db_t *db;              /* the shard's state */
@@ -328,6 +329,8 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
     if (!self->pending || amity_map_new(&self->groups, sizeof(size_t)) < 0) {
         goto fail;
     }
+    /* before any socket: a port that accepts means the totals are rolled
+     * up (seconds for millions of finest keys; see apply.h) */
     rc = aggregate_db_open(&self->db, state, (size_t)cfg->map_size, cfg->no_sync);
     if (rc < 0) {
         goto fail;
@@ -357,16 +360,17 @@ aggregate_new(aggregate_t **out, void *ctx, int sfd, const aggregate_config_t *c
         self->poll[self->poll_zap] =
             (zmq_pollitem_t){ amity_auth_socket(self->auth), 0, ZMQ_POLLIN, 0 };
         for (int k = 0; k < 4; k++) {
-            self->poll[self->n_poll++] = (zmq_pollitem_t){ self->monitors[k], 0, ZMQ_POLLIN, 0 };
+            self->poll[self->n_poll++] =
+                (zmq_pollitem_t){ amity_monitor_socket(self->monitors[k]), 0, ZMQ_POLLIN, 0 };
         }
     }
 
     amity_log_info("ready shard=%llu apply=%s verdicts=%s totals=%s snapshot=%s state=%s seq=%llu "
-                   "batch=%zu batch-ms=%lld mode=%s%s%s services=%zu%s",
+                   "keys=%zu batch=%zu batch-ms=%lld mode=%s%s%s services=%zu%s",
                    (unsigned long long)self->index, self->ep[0], self->ep[1], self->ep[2],
                    self->ep[3], state, (unsigned long long)aggregate_db_seq(self->db),
-                   self->batch_max, (long long)self->batch_ms, key ? "curve" : "development",
-                   key ? " key=" : "", key ? own.public_txt : "",
+                   aggregate_db_n_totals(self->db), self->batch_max, (long long)self->batch_ms,
+                   key ? "curve" : "development", key ? " key=" : "", key ? own.public_txt : "",
                    self->auth ? amity_auth_count(self->auth, AMITY_ZAP_SERVICES) : (size_t)0,
                    cfg->no_sync ? " no-sync (commits are NOT durable)" : "");
     memset(&own, 0, sizeof own);
@@ -406,7 +410,7 @@ aggregate_destroy(aggregate_t **self_p)
     amity_sock_close(&self->pub_totals);
     amity_sock_close(&self->snap);
     for (int k = 0; k < 4; k++) {
-        amity_sock_close(&self->monitors[k]);
+        amity_monitor_destroy(&self->monitors[k]);
     }
     amity_auth_destroy(&self->auth);
     aggregate_db_destroy(&self->db);
@@ -435,17 +439,19 @@ s_log_stats(aggregate_t *self, const char *when)
     double ms_avg = s->batches ? (double)s->commit_us / 1000.0 / (double)s->batches : 0.0;
     amity_log_info("stats%s seq=%llu applied=%llu accepted=%llu duplicate=%llu rejected=%llu "
                    "conflicts=%llu batches=%llu records/batch=%.1f keys_written=%llu "
-                   "commit_ms_avg=%.2f commit_ms_max=%.2f failed_batches=%llu bad_input=%llu "
-                   "snapreqs=%llu snap_errors=%llu send_errors=%llu unauthenticated=%llu "
+                   "keys_published=%llu commit_ms_avg=%.2f commit_ms_max=%.2f "
+                   "failed_batches=%llu bad_input=%llu snapreqs=%llu snap_errors=%llu "
+                   "send_errors=%llu unauthenticated=%llu "
                    "handshake_failures=%llu zap_admitted=%llu zap_refused=%llu",
                    when, (unsigned long long)aggregate_db_seq(self->db),
                    (unsigned long long)s->applied, (unsigned long long)s->accepted,
                    (unsigned long long)s->duplicate, (unsigned long long)s->rejected,
                    (unsigned long long)s->conflicts, (unsigned long long)s->batches, per_batch,
-                   (unsigned long long)s->keys_written, ms_avg, (double)s->commit_us_max / 1000.0,
-                   (unsigned long long)s->failed_batches, (unsigned long long)s->bad_input,
-                   (unsigned long long)s->snapreqs, (unsigned long long)s->snap_errors,
-                   (unsigned long long)s->send_errors, (unsigned long long)s->unauthenticated,
+                   (unsigned long long)s->keys_written, (unsigned long long)s->keys_published,
+                   ms_avg, (double)s->commit_us_max / 1000.0, (unsigned long long)s->failed_batches,
+                   (unsigned long long)s->bad_input, (unsigned long long)s->snapreqs,
+                   (unsigned long long)s->snap_errors, (unsigned long long)s->send_errors,
+                   (unsigned long long)s->unauthenticated,
                    (unsigned long long)s->handshake_failures, (unsigned long long)admitted,
                    (unsigned long long)refused);
     self->logged = self->stats;
@@ -757,7 +763,8 @@ s_commit(aggregate_t *self)
         self->stats.duplicate += r->n_duplicate;
         self->stats.rejected += r->n_rejected;
         self->stats.conflicts += r->n_conflicts;
-        self->stats.keys_written += r->n_kv;
+        self->stats.keys_written += r->n_finest;
+        self->stats.keys_published += r->n_kv;
 
         s_publish_verdicts(self, self->items + off, r->verdicts, r->n_done);
         if (r->n_kv > 0) {
@@ -983,8 +990,7 @@ s_process_auth(aggregate_t *self)
     }
     for (int k = 0; k < 4; k++) {
         if (self->poll[self->poll_zap + 1 + k].revents & ZMQ_POLLIN) {
-            self->stats.handshake_failures +=
-                (uint64_t)amity_monitor_process(self->monitors[k], s_sock_names[k]);
+            self->stats.handshake_failures += (uint64_t)amity_monitor_process(self->monitors[k]);
         }
     }
 }

@@ -1,16 +1,21 @@
 /*  aggregate/apply: the shard's state and the pure batch logic, no sockets.
  *  A batch of checked records (and validator rejections) is applied in ONE
  *  LMDB write transaction: records are kept per (office, id) at their
- *  highest rev, deltas are coalesced per totals key in memory, each
- *  changed key is written once, and the shard's seq moves by one. The
- *  daemon (aggregate.c) publishes verdicts and totals from the result only
- *  after the commit succeeded.
+ *  highest rev, deltas are coalesced per FINEST totals key in memory, each
+ *  changed finest key is written once, and the shard's seq moves by one.
+ *  Every published key (DOMAIN.md "Totals") is a sum of finest keys: the
+ *  shard holds them all in memory, rolled up from LMDB at open and moved by
+ *  each batch's rolled-up deltas after its commit, and serves snapshots
+ *  from there. The daemon (aggregate.c) publishes verdicts and totals from
+ *  the result only after the commit succeeded.
  *
  *  LMDB layout (one environment per shard, DESIGN.md "Aggregate"):
  *    records  office "\0" id                  -> canonical record bytes
- *    totals   key                             -> int64, 8 bytes big-endian (0 = absent)
+ *    totals   finest key (amity_keys_finest)  -> int64, 8 bytes big-endian (0 = absent)
  *    rejects  office "\0" BE64(ms) BE32(n)    -> msgpack {v,id,why,ts,rec(bin)}
- *    meta     "seq" -> BE64, "format" -> BE64 1
+ *    meta     "seq" -> BE64, "format" -> BE64 2
+ *  Format 1 stored every published key in totals; such a store is migrated
+ *  when it opens (finest totals recomputed from the records).
  */
 #ifndef AMITY_AGGREGATE_APPLY_H
 #define AMITY_AGGREGATE_APPLY_H
@@ -25,7 +30,7 @@
 /*  Database handles of the shard's store (indexes into its opts.dbs). */
 enum { AGGREGATE_DB_RECORDS = 0, AGGREGATE_DB_TOTALS, AGGREGATE_DB_REJECTS, AGGREGATE_DB_META };
 
-#define AGGREGATE_FORMAT     1     /**< meta "format" this code reads and writes */
+#define AGGREGATE_FORMAT     2     /**< meta "format" this code reads and writes (1 is migrated) */
 #define AGGREGATE_SNAP_CHUNK 10000 /**< keys in one snap chunk */
 
 /*  A commit publishes all its changed totals in ONE totals message (notify
@@ -60,8 +65,9 @@ typedef struct {
     size_t n_done;                 /**< items applied: items[0 .. n_done) */
     aggregate_verdict_t *verdicts; /**< n_done verdicts, parallel to the items */
     uint64_t seq;                  /**< the shard's seq after the commit */
-    size_t n_kv;                   /**< changed totals (seq moved iff n_kv > 0) */
-    amity_kv_t *kv;                /**< their new absolute values */
+    size_t n_kv;                   /**< changed published totals (seq moved iff n_kv > 0) */
+    amity_kv_t *kv;                /**< their new absolute values, in no particular order */
+    size_t n_finest;               /**< finest totals written to LMDB */
     size_t n_accepted;             /**< verdicts accepted */
     size_t n_duplicate;            /**< verdicts duplicate (resends and stale revs) */
     size_t n_rejected;             /**< verdicts rejected (conflicts included) */
@@ -71,9 +77,11 @@ typedef struct {
 } aggregate_result_t;
 
 /*  Opens (creating) the shard's LMDB environment in dir (parents created),
- *  checks meta "format" (writes it on a new store) and reads seq.
- *  map_size 0 = the store's default. Returns 0, AMITY_EINVAL (a store of
- *  another format), AMITY_ENOMEM, AMITY_EIO; logged. */
+ *  checks meta "format" (writes it on a new store, migrates format 1),
+ *  reads seq and rolls every stored finest total up into the in-memory
+ *  published totals (one read transaction). map_size 0 = the store's
+ *  default. Returns 0, AMITY_EINVAL (a store of another format),
+ *  AMITY_ENOMEM, AMITY_EIO; logged. */
 int aggregate_db_open(aggregate_db_t **out, const char *dir, size_t map_size, bool no_sync);
 void aggregate_db_destroy(aggregate_db_t **self_p);
 
@@ -83,6 +91,13 @@ uint64_t aggregate_db_seq(const aggregate_db_t *self);
 /*  The underlying store (borrowed; for tests and statistics). */
 amity_store_t *aggregate_db_store(aggregate_db_t *self);
 
+/*  The committed total of a published key (len bytes) into *out: 0 and the
+ *  value, or AMITY_ENOTFOUND with *out = 0 (absent, or back to 0). */
+int aggregate_db_total(const aggregate_db_t *self, const char *key, size_t key_len, int64_t *out);
+
+/*  Published keys held in memory (keys back at 0 included). */
+size_t aggregate_db_n_totals(const aggregate_db_t *self);
+
 /*  Applies items[0 .. n) in arrival order in ONE write transaction and
  *  commits it durably (DESIGN.md rules: new id -> stored, accepted; lower
  *  rev -> duplicate; same rev, same bytes -> duplicate; same rev, other
@@ -91,9 +106,12 @@ amity_store_t *aggregate_db_store(aggregate_db_t *self);
  *  May stop early to keep one commit's changed keys within
  *  AGGREGATE_KV_PER_COMMIT: result->n_done says how many were applied
  *  (at least one when n > 0); the caller applies the rest next.
- *  On success *out describes the commit. On failure nothing was committed
- *  and no verdict may be sent. Returns 0, AMITY_ENOMEM, AMITY_EFULL (the
- *  map cannot grow), AMITY_EIO (the store is unusable). */
+ *  On success *out describes the commit, and the in-memory totals include
+ *  it. On failure no verdict may be sent; nothing was committed, except
+ *  with AMITY_EIO after a commit the in-memory totals could not follow
+ *  (out of memory): the db then refuses every further batch and must be
+ *  reopened. Returns 0, AMITY_ENOMEM, AMITY_EFULL (the map cannot grow),
+ *  AMITY_EIO (the store is unusable). */
 int aggregate_apply_batch(aggregate_db_t *self, const aggregate_item_t *items, size_t n,
                           const aggregate_result_t **out);
 
@@ -103,10 +121,12 @@ int aggregate_apply_batch(aggregate_db_t *self, const aggregate_item_t *items, s
 typedef int (*aggregate_chunk_fn)(uint64_t seq, const amity_kv_t *kv, size_t n_kv, bool more,
                                   void *arg);
 
-/*  Reads seq and every total whose key starts with prefix inside ONE read
- *  transaction and hands them to cb in key order, in chunks of at most
- *  chunk_max keys (0 = AGGREGATE_SNAP_CHUNK). There is always at least one
- *  chunk (possibly empty). Returns 0, cb's code, AMITY_ENOMEM, AMITY_EIO. */
+/*  Hands seq and every non-zero published total whose key starts with
+ *  prefix to cb in key order (bytes, then length), in chunks of at most
+ *  chunk_max keys (0 = AGGREGATE_SNAP_CHUNK), from the in-memory totals:
+ *  all at the last committed seq (cb must not apply a batch). There is
+ *  always at least one chunk (possibly empty). Returns 0, cb's code,
+ *  AMITY_ENOMEM. */
 int aggregate_db_snapshot(aggregate_db_t *self, const void *prefix, size_t prefix_len,
                           size_t chunk_max, aggregate_chunk_fn cb, void *arg);
 

@@ -37,7 +37,7 @@
 
 #define OFFICE_REQUIRED "office: required in development mode"
 
-#define POLL_MAX  6 /* signal, ZAP, two monitors, clients, verdicts */
+#define POLL_MAX  7 /* signal, ZAP, three monitors, clients, verdicts */
 #define PARTS_MAX 3 /* frames kept of a message: one more than any valid one */
 
 struct ingest_t {
@@ -51,8 +51,9 @@ struct ingest_t {
     amity_keypair_t own;           /* our certificate (public_txt "" without keys) */
     amity_keypair_t *shard_pub;    /* [n shards] shards' public keys, or NULL */
     amity_auth_t *auth;            /* the ZAP handler (NULL without keys) */
-    void *mon_clients;             /* handshake monitor of clients (NULL without keys) */
-    void *mon_work;                /* handshake monitor of validators (NULL: no CURVE) */
+    amity_monitor_t *mon_clients;  /* handshake monitor of clients (NULL without keys) */
+    amity_monitor_t *mon_work;     /* handshake monitor of validators (NULL: no CURVE) */
+    amity_monitor_t *mon_verdicts; /* the verdict SUB's links to the shards */
     char id[INGEST_ID_LEN + 1];    /* "ing-" + 16 hex: our verdict topic */
     void *clients;                 /* ROUTER bound at bind */
     void *validators;              /* PUSH bound at work */
@@ -311,8 +312,9 @@ ingest_destroy(ingest_t **self_p)
     amity_sock_close(&self->clients);
     amity_sock_close(&self->validators);
     amity_sock_close(&self->verdicts);
-    amity_sock_close(&self->mon_clients);
-    amity_sock_close(&self->mon_work);
+    amity_monitor_destroy(&self->mon_clients);
+    amity_monitor_destroy(&self->mon_work);
+    amity_monitor_destroy(&self->mon_verdicts);
     amity_auth_destroy(&self->auth);
     amity_msg_clear(&self->msg);
     ingest_out_clear(&self->out);
@@ -592,15 +594,16 @@ s_log_stats(ingest_t *self, const char *when)
     if (self->auth != NULL) {
         amity_auth_stats(self->auth, &admitted, &refused);
     }
-    amity_log_info(
-        "stats%s submits=%" PRIu64 " records=%" PRIu64 " dropped_no_validator=%" PRIu64
-        " bad_frames=%" PRIu64 " bad_submits=%" PRIu64 " errors_sent=%" PRIu64
-        " verdict_msgs=%" PRIu64 " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64
-        " dropped_replies=%" PRIu64 " unauthenticated=%" PRIu64 " office_mismatch=%" PRIu64
-        " handshake_failures=%" PRIu64 " zap_admitted=%" PRIu64 " zap_refused=%" PRIu64,
-        when, s->submits, s->records, s->dropped_no_validator, s->bad_frames, s->bad_submits,
-        s->errors_sent, s->verdict_msgs, s->verdicts, s->bad_verdicts, s->dropped_replies,
-        s->unauthenticated, s->office_mismatch, s->handshake_failures, admitted, refused);
+    amity_log_info("stats%s submits=%" PRIu64 " records=%" PRIu64 " dropped_no_validator=%" PRIu64
+                   " bad_frames=%" PRIu64 " bad_submits=%" PRIu64 " errors_sent=%" PRIu64
+                   " verdict_msgs=%" PRIu64 " verdicts=%" PRIu64 " bad_verdicts=%" PRIu64
+                   " dropped_replies=%" PRIu64 " unauthenticated=%" PRIu64
+                   " office_mismatch=%" PRIu64 " handshake_failures=%" PRIu64
+                   " zap_admitted=%" PRIu64 " zap_refused=%" PRIu64 " shard_disconnects=%" PRIu64,
+                   when, s->submits, s->records, s->dropped_no_validator, s->bad_frames,
+                   s->bad_submits, s->errors_sent, s->verdict_msgs, s->verdicts, s->bad_verdicts,
+                   s->dropped_replies, s->unauthenticated, s->office_mismatch,
+                   s->handshake_failures, admitted, refused, s->shard_disconnects);
     self->logged = self->stats;
     self->logged_refused = refused;
 }
@@ -850,6 +853,11 @@ s_open_sockets(ingest_t *self, void *ctx)
         amity_log_errno("zmq_setsockopt ZMQ_SUBSCRIBE");
         return AMITY_EIO;
     }
+    /* before connecting, so the first connections are seen */
+    self->mon_verdicts = amity_monitor_new(ctx, self->verdicts, "verdicts");
+    if (self->mon_verdicts == NULL) {
+        return AMITY_EIO;
+    }
     for (i = 0; i < self->shards->n; i++) {
         /* CURVE options are taken per connect: each shard has its own key */
         if (self->shard_pub != NULL &&
@@ -902,24 +910,34 @@ s_close_sockets(ingest_t *self)
     amity_sock_close(&self->clients);
     amity_sock_close(&self->validators);
     amity_sock_close(&self->verdicts);
-    amity_sock_close(&self->mon_clients);
-    amity_sock_close(&self->mon_work);
+    amity_monitor_destroy(&self->mon_clients);
+    amity_monitor_destroy(&self->mon_work);
+    amity_monitor_destroy(&self->mon_verdicts);
     amity_auth_destroy(&self->auth);
 }
 
-/* Counts the handshakes the monitors saw failing (each is logged there). */
+/* Counts what the monitors saw (each event is logged there): failed
+ * handshakes, and links to the shards that dropped. */
 static void
-s_process_monitors(ingest_t *self, const zmq_pollitem_t *items, int mon_clients, int mon_work)
+s_process_monitors(ingest_t *self, const zmq_pollitem_t *items, int mon_clients, int mon_work,
+                   int mon_verdicts)
 {
+    amity_monitor_stats_t ms;
     int n;
 
     if (mon_clients >= 0 && (items[mon_clients].revents & ZMQ_POLLIN)) {
-        n = amity_monitor_process(self->mon_clients, "clients");
+        n = amity_monitor_process(self->mon_clients);
         self->stats.handshake_failures += (uint64_t)n;
     }
     if (mon_work >= 0 && (items[mon_work].revents & ZMQ_POLLIN)) {
-        n = amity_monitor_process(self->mon_work, "work");
+        n = amity_monitor_process(self->mon_work);
         self->stats.handshake_failures += (uint64_t)n;
+    }
+    if (mon_verdicts >= 0 && (items[mon_verdicts].revents & ZMQ_POLLIN)) {
+        n = amity_monitor_process(self->mon_verdicts);
+        self->stats.handshake_failures += (uint64_t)n;
+        amity_monitor_stats(self->mon_verdicts, &ms);
+        self->stats.shard_disconnects = ms.disconnects;
     }
 }
 
@@ -947,6 +965,7 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
     int it_verdicts;
     int it_mon_clients = -1;
     int it_mon_work = -1;
+    int it_mon_verdicts = -1;
     int rc = 0;
 
     AMITY_ASSERT(self != NULL && ctx != NULL);
@@ -973,13 +992,18 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
     }
     if (self->mon_clients != NULL) {
         it_mon_clients = n_items++;
-        items[it_mon_clients].socket = self->mon_clients;
+        items[it_mon_clients].socket = amity_monitor_socket(self->mon_clients);
         items[it_mon_clients].events = ZMQ_POLLIN;
     }
     if (self->mon_work != NULL) {
         it_mon_work = n_items++;
-        items[it_mon_work].socket = self->mon_work;
+        items[it_mon_work].socket = amity_monitor_socket(self->mon_work);
         items[it_mon_work].events = ZMQ_POLLIN;
+    }
+    if (self->mon_verdicts != NULL) {
+        it_mon_verdicts = n_items++;
+        items[it_mon_verdicts].socket = amity_monitor_socket(self->mon_verdicts);
+        items[it_mon_verdicts].events = ZMQ_POLLIN;
     }
     it_clients = n_items++;
     items[it_clients].socket = self->clients;
@@ -1015,7 +1039,7 @@ ingest_run(ingest_t *self, void *ctx, int signal_fd)
         if (it_zap >= 0 && (items[it_zap].revents & ZMQ_POLLIN)) {
             (void)amity_auth_process(self->auth);
         }
-        s_process_monitors(self, items, it_mon_clients, it_mon_work);
+        s_process_monitors(self, items, it_mon_clients, it_mon_work, it_mon_verdicts);
         /* verdicts first: they complete work already done */
         if (items[it_verdicts].revents & ZMQ_POLLIN) {
             rc = s_drain(self, false);

@@ -49,6 +49,7 @@ typedef struct {
                                         longer) an office's */
     uint64_t office_mismatch;      /**< secure mode: submits naming another office */
     uint64_t handshake_failures;   /**< CURVE handshakes that failed (monitor) */
+    uint64_t shard_disconnects;    /**< links to the shards' verdict endpoints that dropped */
 } ingest_stats_t;
 
 /*  What a handler wants sent. Caller-owned: init once, reset per message. */

@@ -54,7 +54,7 @@ struct notify {
     amity_keypair_t own;        /**< our certificate (public_txt "": no keys) */
     amity_keypair_t *shard_pub; /**< [S] shards' public keys, or NULL */
     amity_auth_t *auth;         /**< the ZAP handler (NULL without keys) */
-    void *monitor;              /**< handshake failures on the router (NULL without keys) */
+    amity_monitor_t *monitor;   /**< handshake failures on the router (NULL without keys) */
     int item_zap;               /**< index of the ZAP socket in items, -1 when none */
     int item_monitor;           /**< index of the monitor in items, -1 when none */
     uint64_t logged_refused;    /**< ZAP refusals at the last line */
@@ -329,7 +329,8 @@ notify_new(notify_t **out, const notify_config_t *cfg, void *ctx, int sfd)
         self->items[self->item_zap] =
             (zmq_pollitem_t){ amity_auth_socket(self->auth), 0, ZMQ_POLLIN, 0 };
         self->item_monitor = self->n_items++;
-        self->items[self->item_monitor] = (zmq_pollitem_t){ self->monitor, 0, ZMQ_POLLIN, 0 };
+        self->items[self->item_monitor] =
+            (zmq_pollitem_t){ amity_monitor_socket(self->monitor), 0, ZMQ_POLLIN, 0 };
     }
     *out = self;
     return 0;
@@ -351,7 +352,7 @@ notify_destroy(notify_t **self_p)
         return;
     }
     amity_sock_close(&self->router);
-    amity_sock_close(&self->monitor);
+    amity_monitor_destroy(&self->monitor);
     for (i = 0; i < self->n_shards; i++) {
         if (self->subs) {
             amity_sock_close(&self->subs[i]);
@@ -713,7 +714,7 @@ notify_run(notify_t *self)
         }
         if (self->item_monitor >= 0 && (self->items[self->item_monitor].revents & ZMQ_POLLIN)) {
             notify_core_stats(self->core)->n_handshake_failures +=
-                (uint64_t)amity_monitor_process(self->monitor, "subscribers");
+                (uint64_t)amity_monitor_process(self->monitor);
         }
         /* snapshots and totals first, so clients see the freshest sums */
         for (i = 0; i < self->n_shards && rc == 0; i++) {

@@ -60,8 +60,18 @@ typedef struct {
     amity_buf_t scratch;                     /* canonical records and reasons */
     amity_buf_t apply;                       /* the encoded apply message */
     amity_buf_t outbox[VALIDATE_OUTBOX_MAX]; /* apply messages waiting for the shard */
+    size_t out_recs[VALIDATE_OUTBOX_MAX];    /* records in each of them */
     size_t out_head;                         /* oldest queued */
     size_t out_n;                            /* queued */
+    size_t out_records;                      /* records in the queued messages */
+    amity_monitor_t *mon;                    /* the PUSH's connection (NULL: inproc) */
+    int mon_item;                            /* its index in the poll set (-1: none) */
+    bool up;                                 /* connected (handshake done), per the monitor */
+    uint64_t deferred;                       /* apply messages that had to wait (all time) */
+    uint64_t held;                           /* messages handed to ZeroMQ while the link was
+                                                down, queued there until it is back */
+    uint64_t held_records;                   /* records in them */
+    uint64_t disconnects;                    /* times the link dropped */
 } shard_t;
 
 struct validate_t {
@@ -72,6 +82,8 @@ struct validate_t {
     uint32_t n_shards;                 /* shards, in amity_shard_of order */
     shard_t *shards;                   /* [n_shards] */
     void *work;                        /* PULL connected to every ingest */
+    amity_monitor_t *work_mon;         /* its connections to the ingests (NULL: inproc) */
+    int work_mon_item;                 /* its index in the poll set (-1: none) */
     int32_t max_day;                   /* latest accepted date, days since epoch */
     int64_t max_day_at_ms;             /* monotonic time max_day was computed */
     bool pinned;                       /* max_day set by hand: do not refresh */
@@ -83,7 +95,7 @@ struct validate_t {
     char office[AMITY_OFFICE_MAX + 1]; /* work.office, NUL-terminated */
     amity_fields_t fields;             /* decode scratch, one record */
     amity_record_t rec;                /* validation scratch, one record */
-    zmq_pollitem_t *items;             /* poll set: signal, work, one per shard */
+    zmq_pollitem_t *items;             /* poll set: signal, work, one per shard, monitors */
 };
 
 static const char *const s_why_names[VALIDATE_WHY_COUNT] = {
@@ -351,7 +363,7 @@ validate_new(validate_t **out, const validate_opts_t *opts)
     }
     self->n_shards = (uint32_t)opts->shards->n;
     self->shards = calloc(self->n_shards, sizeof *self->shards);
-    self->items = calloc(2 + (size_t)self->n_shards, sizeof *self->items);
+    self->items = calloc(3 + 2 * (size_t)self->n_shards, sizeof *self->items);
     if (self->shards == NULL || self->items == NULL) {
         free(self->shards);
         free(self->items);
@@ -394,9 +406,11 @@ validate_destroy(validate_t **self_p)
     if (self == NULL) {
         return;
     }
+    amity_monitor_destroy(&self->work_mon);
     amity_sock_close(&self->work);
     for (i = 0; i < self->n_shards; i++) {
         shard_t *sh = &self->shards[i];
+        amity_monitor_destroy(&sh->mon);
         amity_sock_close(&sh->push);
         free(sh->pend);
         free(sh->items);
@@ -628,10 +642,61 @@ fail:
 /* ------------------------------------------------------------------ */
 /* the loop                                                             */
 
+/*  " shardN.KEY=V" for every shard whose link is down or whose messages
+ *  wait (in our outbox, or in ZeroMQ's queue while the link is down):
+ *  what an operator needs to see when a shard is unreachable. */
+static void
+s_shard_stats(const validate_t *self, char *out, size_t out_len)
+{
+    size_t o = 0;
+    uint32_t s;
+
+    out[0] = '\0';
+    for (s = 0; s < self->n_shards && o < out_len; s++) {
+        const shard_t *sh = &self->shards[s];
+        int n;
+        if (sh->up && sh->out_n == 0 && sh->deferred == 0 && sh->disconnects == 0) {
+            continue;
+        }
+        n = snprintf(out + o, out_len - o, " shard%" PRIu32 ".up=%d", s, sh->up ? 1 : 0);
+        if (n > 0 && sh->held > 0) {
+            o += (size_t)n;
+            n = snprintf(out + o, out_len - o,
+                         " shard%" PRIu32 ".held=%" PRIu64 " shard%" PRIu32
+                         ".held_records=%" PRIu64,
+                         s, sh->held, s, sh->held_records);
+        }
+        if (n > 0 && sh->out_n > 0) {
+            o += (size_t)n;
+            n = snprintf(out + o, out_len - o,
+                         " shard%" PRIu32 ".queued=%zu shard%" PRIu32 ".queued_records=%zu", s,
+                         sh->out_n, s, sh->out_records);
+        }
+        if (n > 0 && sh->deferred > 0) {
+            o += (size_t)n;
+            n = snprintf(out + o, out_len - o, " shard%" PRIu32 ".deferred=%" PRIu64, s,
+                         sh->deferred);
+        }
+        if (n > 0 && sh->disconnects > 0) {
+            o += (size_t)n;
+            n = snprintf(out + o, out_len - o, " shard%" PRIu32 ".disconnects=%" PRIu64, s,
+                         sh->disconnects);
+        }
+        if (n < 0) {
+            break;
+        }
+        o += (size_t)n;
+    }
+    if (o >= out_len) {
+        out[out_len - 1] = '\0';
+    }
+}
+
 static void
 s_log_stats(validate_t *self, const char *when)
 {
     const validate_stats_t *s = &self->stats;
+    char per_shard[1024];
     char by[512];
     size_t o = 0;
     size_t i;
@@ -650,11 +715,14 @@ s_log_stats(validate_t *self, const char *when)
     for (i = 0; i < self->n_shards; i++) {
         queued += self->shards[i].out_n;
     }
+    s_shard_stats(self, per_shard, sizeof per_shard);
     amity_log_info("stats%s work=%" PRIu64 " validated=%" PRIu64 " accepted=%" PRIu64
                    " rejected=%" PRIu64 " apply_sent=%" PRIu64 " apply_deferred=%" PRIu64
-                   " queued=%zu bad_work=%" PRIu64 "%s",
+                   " queued=%zu bad_work=%" PRIu64 " ingest_disconnects=%" PRIu64
+                   " shard_disconnects=%" PRIu64 " handshake_failures=%" PRIu64 "%s%s",
                    when, s->work_msgs, s->validated, s->accepted, s->rejected, s->apply_sent,
-                   s->apply_deferred, queued, s->bad_work, by);
+                   s->apply_deferred, queued, s->bad_work, s->ingest_disconnects,
+                   s->shard_disconnects, s->handshake_failures, by, per_shard);
     self->logged = self->stats;
 }
 
@@ -701,6 +769,16 @@ s_on_signal(validate_t *self, int fd)
     }
 }
 
+/* A message for sh went to ZeroMQ: while the link is down it waits there. */
+static void
+s_note_sent(shard_t *sh, size_t records)
+{
+    if (!sh->up) {
+        sh->held++;
+        sh->held_records += records;
+    }
+}
+
 /* Sends queued apply messages of sh in order until one would block.
  * Returns 0 or -1 (errno) on a fatal socket error. */
 static int
@@ -712,7 +790,9 @@ s_flush_shard(validate_t *self, shard_t *sh)
             return errno == EAGAIN ? 0 : -1;
         }
         self->stats.apply_sent++;
+        s_note_sent(sh, sh->out_recs[sh->out_head]);
         amity_buf_clear(b); /* queued messages can be large: give the memory back */
+        sh->out_records -= sh->out_recs[sh->out_head];
         sh->out_head = (sh->out_head + 1) % VALIDATE_OUTBOX_MAX;
         sh->out_n--;
     }
@@ -729,6 +809,7 @@ s_send_apply(validate_t *self, shard_t *sh)
     if (sh->out_n == 0) {
         if (zmq_send(sh->push, sh->apply.data, sh->apply.len, ZMQ_DONTWAIT) >= 0) {
             self->stats.apply_sent++;
+            s_note_sent(sh, sh->n_pend);
             amity_buf_reset(&sh->apply);
             return 0;
         }
@@ -739,6 +820,8 @@ s_send_apply(validate_t *self, shard_t *sh)
     /* the loop stops reading work before any outbox is full */
     AMITY_ASSERT(sh->out_n < VALIDATE_OUTBOX_MAX);
     if (sh->out_n == 0) {
+        /* per call site, not per shard: one line per 10 s however many
+         * shards are busy (the stats line names each) */
         amity_log_warn_rl(10, "shard busy or down endpoint=%s: holding apply messages",
                           sh->endpoint);
     }
@@ -748,7 +831,10 @@ s_send_apply(validate_t *self, shard_t *sh)
     sh->outbox[tail] = sh->apply;
     sh->apply = tmp;
     amity_buf_reset(&sh->apply);
+    sh->out_recs[tail] = sh->n_pend;
+    sh->out_records += sh->n_pend;
     sh->out_n++;
+    sh->deferred++;
     self->stats.apply_deferred++;
     return 0;
 }
@@ -830,6 +916,26 @@ s_drain_work(validate_t *self)
     return 0;
 }
 
+/* True for an endpoint with connections to watch (inproc:// has none). */
+static bool
+s_watched(const char *endpoint)
+{
+    return strncmp(endpoint, "inproc://", 9) != 0;
+}
+
+static bool
+s_any_watched(const amity_strlist_t *endpoints)
+{
+    size_t i;
+
+    for (i = 0; i < endpoints->n; i++) {
+        if (s_watched(endpoints->items[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static int
 s_open_sockets(validate_t *self, void *ctx)
 {
@@ -843,6 +949,14 @@ s_open_sockets(validate_t *self, void *ctx)
     self->work = amity_sock_new(ctx, ZMQ_PULL, &opts);
     if (self->work == NULL) {
         return AMITY_EIO;
+    }
+    /* monitors before connecting, so the first connections are seen
+     * (inproc:// links have no connection events) */
+    if (s_any_watched(self->ingest)) {
+        self->work_mon = amity_monitor_new(ctx, self->work, "ingest");
+        if (self->work_mon == NULL) {
+            return AMITY_EIO;
+        }
     }
     for (i = 0; i < self->ingest->n; i++) {
         /* CURVE options are taken per connect: each ingest has its own key */
@@ -862,9 +976,18 @@ s_open_sockets(validate_t *self, void *ctx)
     opts.sndhwm = APPLY_SNDHWM;
     for (i = 0; i < self->n_shards; i++) {
         shard_t *sh = &self->shards[i];
+        char name[32];
         sh->push = amity_sock_new(ctx, ZMQ_PUSH, &opts);
         if (sh->push == NULL) {
             return AMITY_EIO;
+        }
+        (void)snprintf(name, sizeof name, "shard %zu", i);
+        sh->up = !s_watched(sh->endpoint); /* inproc: always up */
+        if (!sh->up) {
+            sh->mon = amity_monitor_new(ctx, sh->push, name);
+            if (sh->mon == NULL) {
+                return AMITY_EIO;
+            }
         }
         if (sh->server_key[0] != '\0' &&
             amity_curve_client(sh->push, &self->own, sh->server_key) != 0) {
@@ -913,10 +1036,53 @@ s_close_sockets(validate_t *self)
 {
     uint32_t s;
 
+    amity_monitor_destroy(&self->work_mon);
     amity_sock_close(&self->work);
     for (s = 0; s < self->n_shards; s++) {
+        amity_monitor_destroy(&self->shards[s].mon);
         amity_sock_close(&self->shards[s].push);
     }
+}
+
+/* Handles the monitors' events (each logged there) and counts them. */
+static void
+s_process_monitors(validate_t *self, const zmq_pollitem_t *items)
+{
+    amity_monitor_stats_t ms;
+    uint64_t failures = 0;
+    uint64_t disconnects = 0;
+    uint32_t s;
+
+    if (self->work_mon != NULL) {
+        if (items[self->work_mon_item].revents & ZMQ_POLLIN) {
+            (void)amity_monitor_process(self->work_mon);
+        }
+        amity_monitor_stats(self->work_mon, &ms);
+        self->stats.ingest_disconnects = ms.disconnects;
+        failures += ms.handshake_failures;
+    }
+    for (s = 0; s < self->n_shards; s++) {
+        shard_t *sh = &self->shards[s];
+        bool was_up = sh->up;
+        if (sh->mon == NULL) {
+            continue;
+        }
+        if (items[sh->mon_item].revents & ZMQ_POLLIN) {
+            (void)amity_monitor_process(sh->mon);
+        }
+        amity_monitor_stats(sh->mon, &ms);
+        sh->up = ms.live > 0;
+        sh->disconnects = ms.disconnects;
+        disconnects += ms.disconnects;
+        failures += ms.handshake_failures;
+        if (sh->up && !was_up) {
+            /* ZeroMQ delivers what it held once the link is back */
+            sh->held = 0;
+            sh->held_records = 0;
+        }
+    }
+    self->stats.shard_disconnects = disconnects;
+    self->stats.handshake_failures = failures;
 }
 
 /* Last chance for queued apply messages; what stays is dropped, counted. */
@@ -933,6 +1099,7 @@ s_drop_queued(validate_t *self)
         }
         while (sh->out_n > 0) {
             amity_buf_clear(&sh->outbox[sh->out_head]);
+            sh->out_records -= sh->out_recs[sh->out_head];
             sh->out_head = (sh->out_head + 1) % VALIDATE_OUTBOX_MAX;
             sh->out_n--;
             dropped++;
@@ -952,6 +1119,8 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
     zmq_pollitem_t *items = self->items;
     zmq_pollitem_t *set;
     int n_set;
+    int n_items;
+    int i;
     uint32_t s;
     int rc = 0;
 
@@ -964,16 +1133,33 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
     s_log_ready(self);
     (void)amity_daemon_ready("checking records");
 
-    /* items[0] signal fd, items[1] work, items[2 + s] shard s */
-    memset(items, 0, (2 + (size_t)self->n_shards) * sizeof *items);
+    /* items[0] signal fd, items[1] work, items[2 + s] shard s, then the
+     * monitors there are (none for inproc:// links) */
+    memset(items, 0, (3 + 2 * (size_t)self->n_shards) * sizeof *items);
     items[0].fd = signal_fd;
     items[0].events = ZMQ_POLLIN;
     items[1].socket = self->work;
     for (s = 0; s < self->n_shards; s++) {
         items[2 + s].socket = self->shards[s].push;
     }
+    n_items = 2 + (int)self->n_shards;
+    self->work_mon_item = -1;
+    if (self->work_mon != NULL) {
+        self->work_mon_item = n_items++;
+        items[self->work_mon_item].socket = amity_monitor_socket(self->work_mon);
+        items[self->work_mon_item].events = ZMQ_POLLIN;
+    }
+    for (s = 0; s < self->n_shards; s++) {
+        shard_t *sh = &self->shards[s];
+        sh->mon_item = -1;
+        if (sh->mon != NULL) {
+            sh->mon_item = n_items++;
+            items[sh->mon_item].socket = amity_monitor_socket(sh->mon);
+            items[sh->mon_item].events = ZMQ_POLLIN;
+        }
+    }
     set = signal_fd >= 0 ? items : items + 1;
-    n_set = (int)(self->n_shards + (signal_fd >= 0 ? 2 : 1));
+    n_set = signal_fd >= 0 ? n_items : n_items - 1;
     self->next_stats_ms = amity_clock_mono_ms() + STATS_EVERY_MS;
 
     while (!self->stopping) {
@@ -992,8 +1178,9 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
             items[2 + s].events = self->shards[s].out_n > 0 ? ZMQ_POLLOUT : 0;
             items[2 + s].revents = 0;
         }
-        items[0].revents = 0;
-        items[1].revents = 0;
+        for (i = 0; i < n_items; i++) {
+            items[i].revents = 0;
+        }
         if (zmq_poll(set, n_set, timeout) < 0) {
             if (errno == EINTR) {
                 continue;
@@ -1007,6 +1194,7 @@ validate_run(validate_t *self, void *ctx, int signal_fd)
         if (signal_fd >= 0 && (items[0].revents & ZMQ_POLLIN)) {
             s_on_signal(self, signal_fd);
         }
+        s_process_monitors(self, items);
         for (s = 0; s < self->n_shards; s++) {
             if ((items[2 + s].revents & ZMQ_POLLOUT) &&
                 s_flush_shard(self, &self->shards[s]) != 0) {

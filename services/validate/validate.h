@@ -60,6 +60,9 @@ typedef struct {
     uint64_t apply_sent;                      /**< apply messages handed to ZeroMQ */
     uint64_t apply_deferred;                  /**< apply messages that had to wait */
     uint64_t apply_dropped;                   /**< apply messages dropped at shutdown */
+    uint64_t ingest_disconnects;              /**< links to ingests that dropped (monitor) */
+    uint64_t shard_disconnects;               /**< links to shards that dropped (monitor) */
+    uint64_t handshake_failures;              /**< CURVE handshakes that failed (monitors) */
 } validate_stats_t;
 
 /*  Checks opts (at least one ingest and one shard endpoint, well-formed;

@@ -13,7 +13,14 @@ Lines file and a CSV file durably and exits 75 ("N records spooled, N
 pending"); ingest starts; `amity-spool drain DIR` is killed with SIGKILL
 mid-drain and started again; afterwards nothing is pending, the rejected
 records are listed with their reasons, and office-c's totals equal the
-reference: nothing lost, nothing counted twice."""
+reference: nothing lost, nothing counted twice. The spool belongs to
+office-c: submitting into it or draining it as office-d is refused (exit 2,
+naming both offices) and sends nothing.
+
+Part 3, a slow pipe: amity-submit reading from a pipe whose writer goes
+quiet (`tail -f | amity-submit -`) sends what it has read, prints the
+verdicts and keeps resending while it waits: the rejection lines come
+out, and the accepted records are counted, before the pipe is closed."""
 
 import csv
 import io
@@ -21,6 +28,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import subprocess
 import time
@@ -335,7 +343,21 @@ def part_spool(c, rng):
     assert st["pending"] == total and st["spooled"] == total, st
     assert re.search(r"^oldest pending: \d+[dhms]( \d+[hms])? \(spooled ", st["text"], re.M), \
         st["text"]
+    assert re.search(r"^belongs to: office %s$" % office, st["text"], re.M), st["text"]
     h.log("ingest down: %d records spooled in %.1fs, exit 75" % (total, time.monotonic() - t0))
+
+    # the spool is office-c's: another office may neither add to it nor
+    # send its records (which would count them as that office's)
+    intruder = "office-d"
+    r = run_submit(c, intruder, ["--spool", spool, "--deadline-s", "2", p2])
+    want = "spool %s belongs to office %s, not office %s" % (spool, office, intruder)
+    assert r.returncode == 2 and want in r.stderr, (r.returncode, r.stderr[-500:])
+    r = c.run_client(["amity-spool", "drain", spool, "--ingest", c.ingest_ep, "--office",
+                      intruder, "--deadline-s", "2"], timeout=60)
+    assert r.returncode == 2 and want in r.stderr, (r.returncode, r.stderr[-500:])
+    st = spool_status(c, spool)
+    assert st["pending"] == total and st["spooled"] == total, st
+    h.log("office-d refused on office-c's spool (exit 2): %s" % want)
 
     # ingest back; the drain is killed (-9) in the middle and started again
     c.start("ingest")
@@ -393,12 +415,95 @@ def part_spool(c, rng):
     h.log("spool drained: %d records, totals equal the reference" % total)
 
 
+# --------------------------------------------------------------------------
+# Part 3: a pipe whose writer goes quiet
+
+
+class Reader:
+    """Reads a child's stdout without blocking, line by line."""
+
+    def __init__(self, f):
+        self.f = f
+        self.buf = b""
+        self.eof = False
+
+    def pump(self, seconds):
+        end = time.monotonic() + seconds
+        while not self.eof:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.f], [], [], left)
+            if not r:
+                continue
+            chunk = os.read(self.f.fileno(), 65536)
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+
+    def text(self):
+        return self.buf.decode("utf-8", "replace")
+
+
+def part_slow_pipe(c, rng):
+    office = "office-e"
+    timeout_ms = 500
+    argv = [h.binary("amity-submit"), "--ingest", c.ingest_ep, "--office", office,
+            "--timeout-ms", str(timeout_ms), "-"]
+    logp = os.path.join(c.dir, "slow-pipe.log")
+    c.client_logs.append(logp)
+    errf = open(logp, "wb")
+    proc = h._register(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=errf, preexec_fn=h._child_setup, cwd=c.dir))
+    out = Reader(proc.stdout)
+    sent = []
+    try:
+        for burst in range(2):
+            # a few records, one of them rejected, then the writer goes quiet
+            # (the pipe stays open) for longer than the resend timeout
+            recs = [h.random_record(rng, "pipe-%d-%d" % (burst, i)) for i in range(5)]
+            bad = bad_date("pipe-bad-%d" % burst)
+            lines = [h.jsonl(r) for r in recs[:3]] + [h.jsonl(bad)] + \
+                [h.jsonl(r) for r in recs[3:]]
+            proc.stdin.write(("\n".join(lines) + "\n").encode())
+            proc.stdin.flush()
+            sent += recs
+            first = len(sent) - len(recs) + burst  # lines before this burst
+            want = "-:%d: pipe-bad-%d: %s" % (first + 4, burst, BAD_DATE_WHY)
+            t0 = time.monotonic()
+            while want not in out.text() and time.monotonic() - t0 < 3 * timeout_ms / 1000 + 5:
+                out.pump(0.1)
+            assert want in out.text(), \
+                "burst %d: no rejection line while the pipe is open (waited %.1fs; got %r)" % (
+                    burst, time.monotonic() - t0, out.text())
+            took = time.monotonic() - t0
+            out.pump(2 * timeout_ms / 1000)  # quiet for longer than the resend timeout
+            assert proc.poll() is None, "amity-submit exited with its input still open"
+            # the accepted ones are counted already
+            h.wait_until(lambda: office_totals(c.query("%s" % ""), office) ==
+                         reference(office, sent), 10, 0.2,
+                         "burst %d's records counted while the pipe is open" % burst)
+            h.log("slow pipe, burst %d: rejection printed after %.2fs, %d records counted, "
+                  "input still open" % (burst, took, len(sent)))
+        proc.stdin.close()
+        proc.wait(timeout=60)
+        out.pump(5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        errf.close()
+    assert proc.returncode == 65, (proc.returncode, out.text()[-500:], h.tail(logp))
+    assert summary_of(out.text()) == (len(sent), 0, 2), out.text()
+    h.log("slow pipe: exit 65 at EOF, %s" % (summary_of(out.text()),))
+
+
 def main():
     h.require_binaries(["amity-submit", "amity-spool", "amity-query"])
     rng = random.Random(20900)
     with h.Cluster("submit-tools", BASE_PORT, shards=1, validators=2) as c:
         c.start_all()
         part_formats(c, rng)
+        part_slow_pipe(c, rng)
         part_spool(c, rng)
         c.check_daemons_alive()
 

@@ -1,7 +1,9 @@
 /*  test_svc_aggregate: the shard's batch logic (apply.h) against a real
  *  LMDB store in a temporary directory: verdicts, exact totals under
  *  resends, corrections, retractions, tombstones and conflicts, seq,
- *  persistence, snapshots; and the checks behind --check-config.
+ *  persistence, snapshots; finest keys only in LMDB with every published
+ *  key rolled up in memory (against an independent reference, across
+ *  reopens), the format 1 migration; and the checks behind --check-config.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -156,7 +158,8 @@ s_apply_one(fx_t *fx, const char *office, const amity_record_t *rec, amity_verdi
     return r;
 }
 
-/*  Reading totals back. */
+/*  Reading totals back: published ones from the shard's in-memory view,
+ *  finest ones from LMDB. */
 typedef struct {
     const char *key;
     int64_t val;
@@ -164,7 +167,7 @@ typedef struct {
 } s_get_t;
 
 static int
-s_txn_get_total(amity_txn_t *txn, void *arg)
+s_txn_get_stored(amity_txn_t *txn, void *arg)
 {
     s_get_t *g = arg;
     amity_buf_t b;
@@ -183,13 +186,24 @@ s_txn_get_total(amity_txn_t *txn, void *arg)
     return 0;
 }
 
-/*  The total of key (absent reads as 0). */
+/*  The value LMDB stores under key (absent reads as 0). */
+static int64_t
+s_stored(fx_t *fx, const char *key)
+{
+    s_get_t g = { .key = key };
+    assert_int_equal(amity_store_view(aggregate_db_store(fx->db), s_txn_get_stored, &g), 0);
+    return g.val;
+}
+
+/*  The published total of key (absent reads as 0). */
 static int64_t
 s_total(fx_t *fx, const char *key)
 {
-    s_get_t g = { .key = key };
-    assert_int_equal(amity_store_view(aggregate_db_store(fx->db), s_txn_get_total, &g), 0);
-    return g.val;
+    int64_t v = -1;
+    int rc = aggregate_db_total(fx->db, key, strlen(key), &v);
+    assert_true(rc == 0 || rc == AMITY_ENOTFOUND);
+    assert_true(rc == 0 ? v != 0 : v == 0);
+    return v;
 }
 
 typedef struct {
@@ -290,7 +304,13 @@ test_aggregate_first_accept(void **state)
         assert_int_equal(res->kv[i].val, s_total(fx, key));
     }
     assert_int_equal(s_count(fx, AGGREGATE_DB_RECORDS, NULL), 1);
-    assert_int_equal(s_count(fx, AGGREGATE_DB_TOTALS, NULL), 48);
+    /* LMDB holds the finest keys only: June 2017, the office, US, per metric */
+    assert_int_equal(res->n_finest, 2);
+    assert_int_equal(s_count(fx, AGGREGATE_DB_TOTALS, NULL), 2);
+    assert_int_equal(s_stored(fx, "2017-06/hoi-viet-my/delegation_in/US/delegations"), 3);
+    assert_int_equal(s_stored(fx, "2017-06/hoi-viet-my/delegation_in/US/people"), 10);
+    assert_int_equal(s_stored(fx, KEY_DEL), 0);
+    assert_int_equal(aggregate_db_n_totals(fx->db), 48);
 }
 
 static void
@@ -720,6 +740,483 @@ test_aggregate_batch_split_by_keys(void **state)
     free(offices);
 }
 
+/*  A published total as a test sees it. */
+typedef struct {
+    char key[AMITY_KEY_MAX];
+    int64_t val;
+} s_pair_t;
+
+typedef struct {
+    s_pair_t *p;
+    size_t n, cap;
+    uint64_t seq;
+} s_pairs_t;
+
+static void
+s_pairs_add(s_pairs_t *ps, const char *key, size_t key_len, int64_t val)
+{
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? ps->cap * 2 : 256;
+        ps->p = realloc(ps->p, ps->cap * sizeof *ps->p);
+        assert_non_null(ps->p);
+    }
+    assert_true(key_len < AMITY_KEY_MAX);
+    memcpy(ps->p[ps->n].key, key, key_len);
+    ps->p[ps->n].key[key_len] = '\0';
+    ps->p[ps->n].val = val;
+    ps->n++;
+}
+
+static int
+s_pairs_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_pair_t *)a)->key, ((const s_pair_t *)b)->key);
+}
+
+/*  Sorts, sums equal keys and drops zeros: the set of live totals. */
+static void
+s_pairs_normalise(s_pairs_t *ps)
+{
+    qsort(ps->p, ps->n, sizeof *ps->p, s_pairs_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (w > 0 && strcmp(ps->p[w - 1].key, ps->p[i].key) == 0) {
+            ps->p[w - 1].val += ps->p[i].val;
+        } else {
+            ps->p[w++] = ps->p[i];
+        }
+    }
+    size_t z = 0;
+    for (size_t i = 0; i < w; i++) {
+        if (ps->p[i].val != 0) {
+            ps->p[z++] = ps->p[i];
+        }
+    }
+    ps->n = z;
+}
+
+static int
+s_pairs_cb(uint64_t seq, const amity_kv_t *kv, size_t n_kv, bool more, void *arg)
+{
+    s_pairs_t *ps = arg;
+    (void)more;
+    ps->seq = seq;
+    for (size_t i = 0; i < n_kv; i++) {
+        s_pairs_add(ps, (const char *)kv[i].key.ptr, kv[i].key.len, kv[i].val);
+    }
+    return 0;
+}
+
+/*  Every published total of the shard, in snapshot order (checked). */
+static void
+s_snapshot_all(fx_t *fx, s_pairs_t *out)
+{
+    memset(out, 0, sizeof *out);
+    assert_int_equal(aggregate_db_snapshot(fx->db, "", 0, 0, s_pairs_cb, out), 0);
+    for (size_t i = 0; i < out->n; i++) {
+        assert_true(out->p[i].val != 0); /* a shard's snapshot omits zeros */
+        if (i > 0) {
+            assert_true(strcmp(out->p[i - 1].key, out->p[i].key) < 0);
+        }
+    }
+}
+
+static void
+s_assert_pairs_equal(const s_pairs_t *a, const s_pairs_t *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_string_equal(a->p[i].key, b->p[i].key);
+        assert_true(a->p[i].val == b->p[i].val);
+    }
+}
+
+/*  Every key LMDB's totals database holds is a finest key. */
+static int
+s_finest_cb(const void *key, size_t key_len, const void *val, size_t val_len, void *arg)
+{
+    (void)val;
+    size_t *n = arg;
+    assert_int_equal(val_len, 8);
+    assert_true(amity_key_is_finest(key, key_len));
+    (*n)++;
+    return 0;
+}
+
+static int
+s_txn_all_finest(amity_txn_t *txn, void *arg)
+{
+    return amity_txn_scan(txn, AGGREGATE_DB_TOTALS, NULL, 0, NULL, 0, s_finest_cb, arg);
+}
+
+static size_t
+s_assert_stored_finest(fx_t *fx)
+{
+    size_t n = 0;
+    assert_int_equal(amity_store_view(aggregate_db_store(fx->db), s_txn_all_finest, &n), 0);
+    return n;
+}
+
+static uint64_t
+s_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+#define S_OFFICES 3
+#define S_IDS     40
+#define S_REVS    4
+static const char *const s_offices[S_OFFICES] = { "hoi-viet-my", "vufo", "ngo-desk" };
+
+/*  Revision rev of id (office o): its content is a pure function of
+ *  (o, id, rev), so resends are duplicates and there is no conflict.
+ *  Kinds with and without a country, AQ (no region), zero metrics. */
+static void
+s_gen(amity_record_t *r, int o, int id, uint64_t rev)
+{
+    static const char *const countries[] = { "US", "DE", "AQ", "VN", "KE", "" };
+    uint64_t h = s_mix(((uint64_t)o << 40) ^ ((uint64_t)id << 8) ^ rev);
+    char name[16];
+    (void)snprintf(name, sizeof name, "g-%d", id);
+    if (rev == S_REVS && h % 3 == 0) {
+        s_retraction(r, name, rev);
+        return;
+    }
+    s_delegation(r, name, rev, (uint32_t)(h >> 8) % 4, (uint32_t)(h >> 16) % 50);
+    r->year = 2015 + (int)((h >> 24) % 4);
+    r->month = 1 + (int)((h >> 28) % 12);
+    strcpy(r->country, countries[(h >> 32) % 5]);
+    switch ((h >> 40) % 3) {
+    case 0:
+        break; /* delegation_in */
+    case 1:
+        r->kind = AMITY_KIND_CONTACT;
+        r->metric_mask = 1u << AMITY_METRIC_PARTNERS;
+        memset(r->metrics, 0, sizeof r->metrics);
+        r->metrics[AMITY_METRIC_PARTNERS] = (uint32_t)(h >> 44) % 9;
+        break;
+    default:
+        r->kind = AMITY_KIND_RELIEF;
+        r->metric_mask = 0;
+        memset(r->metrics, 0, sizeof r->metrics);
+        r->has_amount = true;
+        r->amount = (int64_t)((h >> 44) % 100000);
+        strcpy(r->currency, (h >> 50) % 2 ? "USD" : "VND");
+        strcpy(r->country, countries[(h >> 32) % 6]); /* relief may have none */
+        break;
+    }
+}
+
+/*  The reference: every published total as the sum over the latest
+ *  revision of every id, from amity_keys_derive (not from finest keys). */
+static void
+s_reference(const uint64_t latest[S_OFFICES][S_IDS], s_pairs_t *ref)
+{
+    memset(ref, 0, sizeof *ref);
+    for (int o = 0; o < S_OFFICES; o++) {
+        for (int id = 0; id < S_IDS; id++) {
+            if (latest[o][id] == 0) {
+                continue;
+            }
+            amity_record_t r;
+            amity_delta_t d[AMITY_DELTAS_MAX];
+            s_gen(&r, o, id, latest[o][id]);
+            int n = amity_keys_derive(&r, s_offices[o], +1, d);
+            assert_true(n >= 0);
+            for (int k = 0; k < n; k++) {
+                s_pairs_add(ref, d[k].key, strlen(d[k].key), d[k].delta);
+            }
+        }
+    }
+    s_pairs_normalise(ref);
+}
+
+/*  Random resends, corrections and retractions in random batches: every
+ *  published total equals the reference after each batch, the published
+ *  values of a commit are the in-memory ones, LMDB holds finest keys only,
+ *  and a reopen rolls the same totals up again. */
+static void
+test_aggregate_rollup_matches_reference(void **state)
+{
+    fx_t *fx = *state;
+    uint64_t latest[S_OFFICES][S_IDS] = { { 0 } };
+    amity_buf_t *bufs = calloc(64, sizeof *bufs);
+    assert_non_null(bufs);
+    uint64_t rnd = 12345;
+    s_pairs_t ref, got;
+
+    for (int batch = 0; batch < 60; batch++) {
+        aggregate_item_t items[64];
+        amity_verdict_status_t want[64];
+        size_t n = 1 + (size_t)(s_mix(rnd++) % 64);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t h = s_mix(rnd++);
+            int o = (int)(h % S_OFFICES);
+            int id = (int)((h >> 8) % S_IDS);
+            uint64_t rev = 1 + (h >> 16) % S_REVS;
+            amity_record_t r;
+            s_gen(&r, o, id, rev);
+            amity_buf_reset(&bufs[i]);
+            assert_int_equal(amity_record_encode(&r, &bufs[i]), 0);
+            items[i] = (aggregate_item_t){
+                .office = s_offices[o], .ok = true, .tag = i, .rec = { bufs[i].data, bufs[i].len }
+            };
+            /* a higher rev than any before is accepted, in batch order too */
+            want[i] = rev > latest[o][id] ? AMITY_VERDICT_ACCEPTED : AMITY_VERDICT_DUPLICATE;
+            if (rev > latest[o][id]) {
+                latest[o][id] = rev;
+            }
+        }
+        const aggregate_result_t *res = s_apply(fx, items, n);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(res->verdicts[i].status, want[i]);
+        }
+        for (size_t k = 0; k < res->n_kv; k++) {
+            char key[AMITY_KEY_MAX];
+            assert_true(amity_view_copy(res->kv[k].key, key, sizeof key));
+            assert_true(res->kv[k].val == s_total(fx, key));
+        }
+        s_reference((const uint64_t(*)[S_IDS])latest, &ref);
+        s_snapshot_all(fx, &got);
+        assert_int_equal(got.seq, aggregate_db_seq(fx->db));
+        s_assert_pairs_equal(&got, &ref);
+        free(got.p);
+        free(ref.p);
+        if (batch % 7 == 6) {
+            /* a restart in the middle: the rolled-up totals go on from there */
+            aggregate_db_destroy(&fx->db);
+            assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), 0);
+        }
+    }
+    assert_true(s_assert_stored_finest(fx) > 0);
+    uint64_t seq = aggregate_db_seq(fx->db);
+    s_snapshot_all(fx, &ref);
+    size_t n_keys = aggregate_db_n_totals(fx->db);
+    aggregate_db_destroy(&fx->db);
+    assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), 0);
+    assert_int_equal(aggregate_db_seq(fx->db), seq);
+    s_snapshot_all(fx, &got);
+    s_assert_pairs_equal(&got, &ref);
+    /* keys back at 0 are not rebuilt: the reopened shard holds fewer or as many */
+    assert_true(aggregate_db_n_totals(fx->db) <= n_keys);
+    assert_int_equal(aggregate_db_n_totals(fx->db), ref.n);
+    free(got.p);
+    free(ref.p);
+    for (size_t i = 0; i < 64; i++) {
+        amity_buf_clear(&bufs[i]);
+    }
+    free(bufs);
+}
+
+/*  A record without a country is stored under the finest GEO "-", which
+ *  is never published nor served. */
+static void
+test_aggregate_no_country_marker(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r;
+    memset(&r, 0, sizeof r);
+    strcpy(r.id, "relief-1");
+    r.rev = 1;
+    r.kind = AMITY_KIND_RELIEF;
+    r.year = 2017;
+    r.month = 6;
+    r.day = 30;
+    r.has_amount = true;
+    r.amount = 60000000000;
+    strcpy(r.currency, "VND");
+    const aggregate_result_t *res = s_apply_one(fx, "ngo-desk", &r, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(res->n_kv, 8);
+    assert_int_equal(res->n_finest, 1);
+    assert_true(s_stored(fx, "2017-06/ngo-desk/relief/-/amount.VND") == 60000000000);
+    assert_true(s_total(fx, "2017-06/ngo-desk/relief/all/amount.VND") == 60000000000);
+    assert_true(s_total(fx, "2017/all/relief/all/amount.VND") == 60000000000);
+    assert_int_equal(s_total(fx, "2017-06/ngo-desk/relief/-/amount.VND"), 0);
+    s_pairs_t got;
+    s_snapshot_all(fx, &got);
+    assert_int_equal(got.n, 8);
+    for (size_t i = 0; i < got.n; i++) {
+        assert_null(strstr(got.p[i].key, "/-/"));
+    }
+    free(got.p);
+    for (size_t i = 0; i < res->n_kv; i++) {
+        char key[AMITY_KEY_MAX];
+        assert_true(amity_view_copy(res->kv[i].key, key, sizeof key));
+        assert_null(strstr(key, "/-/"));
+    }
+}
+
+/*  What a format 1 shard looked like: records, every published key in
+ *  totals, meta format 1. */
+typedef struct {
+    fx_t *fx;
+    uint64_t latest[S_OFFICES][S_IDS];
+    bool stale_totals; /* store a wrong total, as a damaged old store might */
+} s_v1_t;
+
+static int
+s_txn_make_v1(amity_txn_t *txn, void *arg)
+{
+    s_v1_t *v = arg;
+    uint8_t be[8];
+    s_pairs_t ref;
+    s_reference((const uint64_t(*)[S_IDS])v->latest, &ref);
+    for (size_t i = 0; i < ref.n; i++) {
+        int64_t val = ref.p[i].val + (v->stale_totals && i == 0 ? 1000 : 0);
+        aggregate_be64_put(be, (uint64_t)val);
+        assert_int_equal(
+            amity_txn_put(txn, AGGREGATE_DB_TOTALS, ref.p[i].key, strlen(ref.p[i].key), be, 8), 0);
+    }
+    free(ref.p);
+    for (int o = 0; o < S_OFFICES; o++) {
+        for (int id = 0; id < S_IDS; id++) {
+            if (v->latest[o][id] == 0) {
+                continue;
+            }
+            amity_record_t r;
+            amity_buf_t b;
+            uint8_t key[128];
+            amity_buf_init(&b);
+            s_gen(&r, o, id, v->latest[o][id]);
+            assert_int_equal(amity_record_encode(&r, &b), 0);
+            size_t ol = strlen(s_offices[o]);
+            memcpy(key, s_offices[o], ol);
+            key[ol] = '\0';
+            memcpy(key + ol + 1, r.id, strlen(r.id));
+            assert_int_equal(
+                amity_txn_put(txn, AGGREGATE_DB_RECORDS, key, ol + 1 + strlen(r.id), b.data, b.len),
+                0);
+            amity_buf_clear(&b);
+        }
+    }
+    aggregate_be64_put(be, 1);
+    assert_int_equal(amity_txn_put(txn, AGGREGATE_DB_META, "format", 6, be, 8), 0);
+    aggregate_be64_put(be, 77);
+    assert_int_equal(amity_txn_put(txn, AGGREGATE_DB_META, "seq", 3, be, 8), 0);
+    return 0;
+}
+
+static int
+s_txn_format(amity_txn_t *txn, void *arg)
+{
+    amity_buf_t b;
+    amity_buf_init(&b);
+    assert_int_equal(amity_txn_get(txn, AGGREGATE_DB_META, "format", 6, &b), 0);
+    assert_int_equal(b.len, 8);
+    *(uint64_t *)arg = aggregate_be64_get(b.data);
+    amity_buf_clear(&b);
+    return 0;
+}
+
+static void
+s_write_v1(fx_t *fx, s_v1_t *v)
+{
+    amity_store_t *st = NULL;
+    amity_store_opts_t opts = { .no_sync = true,
+                                .n_dbs = 4,
+                                .dbs = { "records", "totals", "rejects", "meta" } };
+    aggregate_db_destroy(&fx->db);
+    s_rmdir(fx->dir);
+    assert_int_equal(amity_store_open(&st, fx->dir, &opts), 0);
+    v->fx = fx;
+    assert_int_equal(amity_store_update(st, s_txn_make_v1, v), 0);
+    amity_store_destroy(&st);
+}
+
+/*  A format 1 store (every key stored) opens as format 2: its finest
+ *  totals are recomputed from the records (a wrong stored total does not
+ *  survive), seq is kept, and the published totals are the reference. */
+static void
+test_aggregate_migrates_format_1(void **state)
+{
+    fx_t *fx = *state;
+    s_v1_t *v = calloc(1, sizeof *v);
+    assert_non_null(v);
+    for (int o = 0; o < S_OFFICES; o++) {
+        for (int id = 0; id < S_IDS; id++) {
+            v->latest[o][id] = s_mix((uint64_t)(o * 100 + id)) % (S_REVS + 1); /* 0: never sent */
+        }
+    }
+    v->stale_totals = true;
+    s_write_v1(fx, v);
+    assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), 0);
+    assert_int_equal(aggregate_db_seq(fx->db), 77);
+    uint64_t format = 0;
+    assert_int_equal(amity_store_view(aggregate_db_store(fx->db), s_txn_format, &format), 0);
+    assert_int_equal(format, AGGREGATE_FORMAT);
+    size_t n_stored = s_assert_stored_finest(fx);
+    assert_true(n_stored > 0);
+    s_pairs_t ref, got;
+    s_reference((const uint64_t(*)[S_IDS])v->latest, &ref);
+    s_snapshot_all(fx, &got);
+    s_assert_pairs_equal(&got, &ref);
+    free(got.p);
+    /* it goes on from there: a resend is a duplicate, a correction counts */
+    for (int id = 0; id < S_IDS; id++) {
+        if (v->latest[0][id] > 0 && v->latest[0][id] < S_REVS) {
+            amity_record_t r;
+            s_gen(&r, 0, id, v->latest[0][id]);
+            s_apply_one(fx, s_offices[0], &r, AMITY_VERDICT_DUPLICATE);
+            s_gen(&r, 0, id, S_REVS);
+            s_apply_one(fx, s_offices[0], &r, AMITY_VERDICT_ACCEPTED);
+            v->latest[0][id] = S_REVS;
+            break;
+        }
+    }
+    free(ref.p);
+    s_reference((const uint64_t(*)[S_IDS])v->latest, &ref);
+    s_snapshot_all(fx, &got);
+    s_assert_pairs_equal(&got, &ref);
+    free(got.p);
+    /* reopening a migrated store changes nothing */
+    n_stored = s_assert_stored_finest(fx);
+    aggregate_db_destroy(&fx->db);
+    assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), 0);
+    assert_int_equal(s_assert_stored_finest(fx), n_stored);
+    s_snapshot_all(fx, &got);
+    s_assert_pairs_equal(&got, &ref);
+    free(got.p);
+    free(ref.p);
+    free(v);
+}
+
+static int
+s_txn_set_format(amity_txn_t *txn, void *arg)
+{
+    uint8_t be[8];
+    aggregate_be64_put(be, *(const uint64_t *)arg);
+    return amity_txn_put(txn, AGGREGATE_DB_META, "format", 6, be, 8);
+}
+
+/*  A format this build does not know is refused, and left alone. */
+static void
+test_aggregate_refuses_unknown_format(void **state)
+{
+    fx_t *fx = *state;
+    uint64_t three = 3;
+    assert_int_equal(amity_store_update(aggregate_db_store(fx->db), s_txn_set_format, &three), 0);
+    aggregate_db_destroy(&fx->db);
+    assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), AMITY_EINVAL);
+    assert_null(fx->db);
+    amity_store_t *st = NULL;
+    amity_store_opts_t opts = { .no_sync = true,
+                                .n_dbs = 4,
+                                .dbs = { "records", "totals", "rejects", "meta" } };
+    assert_int_equal(amity_store_open(&st, fx->dir, &opts), 0);
+    uint64_t format = 0;
+    assert_int_equal(amity_store_view(st, s_txn_format, &format), 0);
+    assert_int_equal(format, 3);
+    amity_store_destroy(&st);
+    /* the teardown expects a db */
+    s_rmdir(fx->dir);
+    assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), 0);
+}
+
 /*  --check-config: what aggregate_config_check refuses, without opening
  *  the store or creating the state directory. */
 static void
@@ -961,6 +1458,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_aggregate_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_snapshot_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_batch_split_by_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_rollup_matches_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_no_country_marker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_migrates_format_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_refuses_unknown_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_config_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_rejects_page_scan, setup, teardown),
     };

@@ -1,6 +1,7 @@
 /*  test_svc_validate: validate's work handler without sockets (apply items,
  *  canonical bytes, reasons, the split over two shards), its option checks,
- *  and one pass through the real loop over inproc:// sockets.
+ *  one pass through the real loop over inproc:// sockets, and a shard
+ *  link that dies under the real loop over TCP (logged, counted, shown).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -746,6 +747,126 @@ test_validate_backpressure_loses_nothing(void **state)
     amity_buf_clear(&got);
 }
 
+/*  Binds sock to a free TCP port on 127.0.0.1; out gets the endpoint. */
+static void
+s_bind_tcp(void *sock, char *out, size_t out_len)
+{
+    assert_int_equal(zmq_bind(sock, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, out, &out_len), 0);
+}
+
+/*  Reads the file path into text; true when it holds needle. */
+static bool
+s_log_has(const char *path, const char *needle, char *text, size_t text_len)
+{
+    FILE *fp = fopen(path, "r");
+    size_t n;
+
+    assert_non_null(fp);
+    n = fread(text, 1, text_len - 1, fp);
+    text[n] = '\0';
+    (void)fclose(fp);
+    return strstr(text, needle) != NULL;
+}
+
+/* A shard whose link dies: validate logs it (a monitor on its PUSH), counts
+ * it, and its stats line shows what waits for that shard. */
+static void
+test_validate_notices_dead_shard(void **state)
+{
+    fixture_t *fx = *state;
+    char ingest_ep[64];
+    char shard_ep[64];
+    char *ingest_item = ingest_ep;
+    char *shard_item = shard_ep;
+    amity_strlist_t ingest = { 1, &ingest_item };
+    amity_strlist_t shards = { 1, &shard_item };
+    validate_opts_t opts = { 0 };
+    runner_t r;
+    pthread_t th;
+    void *push;
+    void *pull;
+    int zero = 0;
+    amity_fields_t f;
+    amity_buf_t got;
+    char path[64];
+    char want[128];
+    char *text = malloc(65536);
+    int saved_fd;
+    int fd;
+    int i;
+
+    assert_non_null(text);
+    amity_buf_init(&got);
+    memset(&r, 0, sizeof r);
+    r.ctx = zmq_ctx_new();
+    assert_non_null(r.ctx);
+    push = zmq_socket(r.ctx, ZMQ_PUSH);
+    pull = zmq_socket(r.ctx, ZMQ_PULL);
+    assert_int_equal(zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof zero), 0);
+    assert_int_equal(zmq_setsockopt(pull, ZMQ_LINGER, &zero, sizeof zero), 0);
+    s_bind_tcp(push, ingest_ep, sizeof ingest_ep);
+    s_bind_tcp(pull, shard_ep, sizeof shard_ep); /* the shard's B+0 is its base */
+    opts.ingest = &ingest;
+    opts.shards = &shards;
+    opts.tz = "Asia/Ho_Chi_Minh";
+    assert_int_equal(validate_new(&r.validate, &opts), 0);
+
+    /* the daemon's stderr, at info, into a file */
+    (void)snprintf(path, sizeof path, "/tmp/amity-test-validate-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    (void)fflush(stderr);
+    saved_fd = dup(STDERR_FILENO);
+    assert_true(dup2(fd, STDERR_FILENO) >= 0);
+    (void)close(fd);
+    (void)amity_log_set_level("info");
+    assert_int_equal(pthread_create(&th, NULL, s_run, &r), 0);
+
+    s_delegation(&f, "dead-1", "2023-01-01");
+    s_add(fx, &f, true, 0, NULL);
+    s_encode_work(fx, OFFICE);
+    assert_int_equal(zmq_send(push, fx->work.data, fx->work.len, 0), (int)fx->work.len);
+    assert_int_equal(s_recv(pull, &got, 5000), 0); /* the link is up */
+    (void)snprintf(want, sizeof want, "shard 0: connected peer=%s", shard_ep);
+    for (i = 0; i < 50 && !s_log_has(path, want, text, 65536); i++) {
+        (void)zmq_poll(NULL, 0, 100);
+    }
+    assert_true(i < 50);
+
+    zmq_close(pull); /* the shard dies */
+    (void)snprintf(want, sizeof want, "shard 0: peer disconnected peer=%s", shard_ep);
+    for (i = 0; i < 50 && !s_log_has(path, want, text, 65536); i++) {
+        (void)zmq_poll(NULL, 0, 100);
+    }
+    assert_true(i < 50);
+    /* work for the dead shard: ZeroMQ holds it until the link is back */
+    assert_int_equal(zmq_send(push, fx->work.data, fx->work.len, 0), (int)fx->work.len);
+    (void)zmq_poll(NULL, 0, 300);
+
+    zmq_close(push);
+    assert_int_equal(zmq_ctx_shutdown(r.ctx), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    (void)fflush(stderr);
+    assert_true(dup2(saved_fd, STDERR_FILENO) >= 0);
+    (void)close(saved_fd);
+    (void)amity_log_set_level("error");
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(zmq_ctx_term(r.ctx), 0);
+    assert_int_equal(validate_stats(r.validate)->shard_disconnects, 1);
+    assert_int_equal(validate_stats(r.validate)->apply_sent, 2);
+    (void)s_log_has(path, "", text, 65536);
+    if (strstr(text, "stats final") == NULL || strstr(text, "shard_disconnects=1 ") == NULL ||
+        strstr(text, " shard0.up=0 shard0.held=1 shard0.held_records=1 shard0.disconnects=1") ==
+            NULL) {
+        fail_msg("final stats line without the dead shard's state:\n%s", text);
+    }
+    (void)unlink(path);
+    free(text);
+    validate_destroy(&r.validate);
+    amity_buf_clear(&got);
+}
+
 int
 main(void)
 {
@@ -760,6 +881,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_validate_loop_over_inproc, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_validate_backpressure_loses_nothing, s_setup,
                                         s_teardown),
+        cmocka_unit_test_setup_teardown(test_validate_notices_dead_shard, s_setup, s_teardown),
     };
 
     amity_log_init("test_svc_validate");

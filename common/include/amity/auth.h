@@ -101,11 +101,62 @@ int amity_curve_server(void *sock, const amity_keypair_t *server, const char *do
 /*  Makes sock a CURVE client: own key pair and the server's public key. */
 int amity_curve_client(void *sock, const amity_keypair_t *own, const char *server_public_txt);
 
-/*  Handshake failure monitor: a PAIR socket receiving sock's monitor
- *  events; amity_monitor_process logs and counts authentication and
- *  protocol failures (NULL mechanism, wrong server key, unknown key). */
-void *amity_monitor_new(void *ctx, void *sock, const char *name);
-/*  Returns the number of handshake failures seen in this call. */
-int amity_monitor_process(void *monitor, const char *name);
+/*  ------------------------------------------------------------------
+ *  Connection monitor: a PAIR socket receiving one ZeroMQ socket's
+ *  monitor events, polled by the daemon's loop. It logs and counts
+ *  handshake failures (NULL mechanism, wrong server key, unknown key),
+ *  connections and disconnections (a peer that closed, or went silent
+ *  past the heartbeat timeout: the only sign of a cut link).
+ *
+ *  Lines name the peer. On a connecting socket libzmq's events carry the
+ *  endpoint connected to, which is the peer's. On a bound socket they
+ *  carry our own endpoint, so the monitor keeps a table of the accepted
+ *  connections (the event's value is the fd) with the peer's address read
+ *  by getpeername() at accept time, and names that peer when the fd
+ *  disconnects. The fd belongs to libzmq's I/O thread, so poll the
+ *  monitor promptly: a connection already gone when its accept event is
+ *  handled is named "?" (its disconnect event is read in the same batch;
+ *  only one closed and replaced by another on the same fd in the instant
+ *  between reading and handling a batch could be misnamed). Log lines are
+ *  rate-limited per monitor (8 a second), so one dead host costing several
+ *  links is logged for each.
+ */
+
+#define AMITY_PEER_TXT 128 /**< a peer's address as text, NUL included (cut to fit) */
+
+typedef struct amity_monitor amity_monitor_t;
+
+typedef struct {
+    uint64_t handshake_failures;    /**< handshakes that failed */
+    uint64_t connects;              /**< connecting socket: handshakes completed; bound socket:
+                                         connections accepted */
+    uint64_t disconnects;           /**< connections that ended (connecting socket: only those
+                                         whose handshake had completed) */
+    uint64_t live;                  /**< connections up now (as counted above) */
+    char last_peer[AMITY_PEER_TXT]; /**< peer of the last disconnect ("" before any): a bound
+                                         socket's "127.0.0.1:PORT" / "[::1]:PORT" (the
+                                         endpoint, when not TCP), else the endpoint */
+} amity_monitor_stats_t;
+
+/*  Monitors sock (created in ctx; call before it binds or connects, so no
+ *  event is missed). name (copied, up to 63 bytes) starts every line:
+ *  "clients", "shard 1". Returns the monitor, or NULL (logged). */
+amity_monitor_t *amity_monitor_new(void *ctx, void *sock, const char *name);
+
+/*  Closes the PAIR socket and frees the monitor. NULL-safe; sets *self_p
+ *  to NULL. Close the monitor before the monitored socket's context ends. */
+void amity_monitor_destroy(amity_monitor_t **self_p);
+
+/*  The PAIR socket to poll for ZMQ_POLLIN. */
+void *amity_monitor_socket(const amity_monitor_t *self);
+
+/*  Handles every waiting event without blocking: handshake failures logged
+ *  at warn ("NAME: handshake failed ... from EP (code N)"), "NAME: connected
+ *  peer=EP" (connecting sockets) and "NAME: peer disconnected peer=ADDR"
+ *  at info. Returns the number of handshake failures seen in this call. */
+int amity_monitor_process(amity_monitor_t *self);
+
+/*  Counters since amity_monitor_new. */
+void amity_monitor_stats(const amity_monitor_t *self, amity_monitor_stats_t *out);
 
 #endif

@@ -138,6 +138,16 @@ int amity_client_submit_json(amity_client_t *self, const char *json_line, size_t
  *  (interrupted), AMITY_EIO. */
 int amity_client_poll(amity_client_t *self, int timeout_ms);
 
+/*  As amity_client_poll, and also returns as soon as the file descriptor
+ *  fd (the caller's input: a pipe, a terminal, a socket) is readable, at
+ *  its end or in error, with *ready set true (false: it was not, within
+ *  timeout_ms). A program reading records from a producer that may go
+ *  quiet (`tail -f log | amity-submit -`) waits for its input here, so
+ *  that verdicts are handled, queued records sent, resends made and the
+ *  deadline (amity_client_stalled) checked meanwhile. Returns 0,
+ *  AMITY_ETERM (interrupted), AMITY_EIO. */
+int amity_client_poll_fd(amity_client_t *self, int fd, int timeout_ms, bool *ready);
+
 /*  Polls until nothing is in flight. Returns 0; AMITY_EAGAIN when
  *  timeout_ms (-1: none) passed or the deadline hit first (records stay in
  *  flight); AMITY_ETERM when interrupted; AMITY_EIO. */

@@ -12,9 +12,16 @@
  *  Layout (one LMDB environment, mode 0700): `pending` and `rejected`,
  *  keyed by an 8-byte big-endian sequence number that only grows, values
  *  msgpack maps {v, ts, src, rec, raw?, hdr?} (rejected adds id, why,
- *  rts); `meta` holds the last sequence number and lifetime counters. A
+ *  rts); `meta` holds the last sequence number, lifetime counters and
+ *  whom the spool belongs to ("office" or "key", see amity_spool_claim). A
  *  file `drain.lock` in the directory keeps two drains from running at
  *  once. Several processes may put records into one spool at the same time.
+ *
+ *  A spool belongs to one office: the records in it were read as that
+ *  office's and must be sent as its own. The first put (through a claimed
+ *  handle) or drain records the identity used, the office in development
+ *  mode or the key's public key in secure mode, and every later put or
+ *  drain with another identity is refused, naming both.
  *
  *  An amity_spool_t is single-threaded; open a directory once per process
  *  (LMDB's rule). Error codes are AMITY_E*.
@@ -32,6 +39,7 @@
 #include "amity/record.h"
 
 #define AMITY_SPOOL_SOURCE_MAX 512 /**< bytes of a record's source kept ("FILE:LINE") */
+#define AMITY_SPOOL_OWNER_MAX  80  /**< bytes of an owner as text ("office ID", "key Z85") */
 
 typedef struct amity_spool amity_spool_t;
 
@@ -42,6 +50,21 @@ int amity_spool_open(amity_spool_t **out, const char *dir);
 
 /*  Closes the spool. NULL-safe; sets *self_p to NULL. */
 void amity_spool_destroy(amity_spool_t **self_p);
+
+/*  Ties this handle to the identity opts sends records as: the public key
+ *  of the certificate opts->key in secure mode, else the office
+ *  opts->office (development mode); neither: no identity. From then on
+ *  amity_spool_commit and amity_spool_put record it in the spool when the
+ *  spool has none yet, and refuse (AMITY_EINVAL, nothing written) when the
+ *  spool belongs to another. A handle never claimed puts records without
+ *  checking (amity_spool_drain checks its own opts in any case). Checks
+ *  the spool now, so that a program can refuse before reading any input.
+ *  Returns 0; AMITY_EINVAL with why (may be NULL) set when the spool
+ *  belongs to another identity ("spool DIR belongs to office a, not office
+ *  b"; no identity counts as another one once the spool has one) or the
+ *  key file cannot be read; AMITY_EIO. */
+int amity_spool_claim(amity_spool_t *self, const amity_client_opts_t *opts, char *why,
+                      size_t why_len);
 
 /*  ------------------------------------------------------------------
  *  Putting records in
@@ -85,7 +108,9 @@ size_t amity_spool_batch_bytes(const amity_spool_batch_t *self);
  *  committed (fsync) before it returns, and empties the batch. Records get
  *  consecutive sequence numbers; *first_seq (may be NULL) gets the first.
  *  All or nothing: on failure nothing was written and the batch is kept.
- *  Returns 0, AMITY_EFULL (disk or map limit), AMITY_EIO, AMITY_ENOMEM. */
+ *  Returns 0, AMITY_EINVAL (claimed handle: the spool belongs to another
+ *  identity, logged naming both), AMITY_EFULL (disk or map limit),
+ *  AMITY_EIO, AMITY_ENOMEM. */
 int amity_spool_commit(amity_spool_t *self, amity_spool_batch_t *batch, uint64_t *first_seq);
 
 /*  Spools one record durably (a batch of one). source may be NULL.
@@ -105,6 +130,8 @@ typedef struct {
     uint64_t accepted;      /**< verdicts ever recorded: accepted */
     uint64_t duplicate;     /**< ... duplicate */
     uint64_t rejected_ever; /**< ... rejected (some may since have been cleared) */
+    char owner[AMITY_SPOOL_OWNER_MAX]; /**< whom it belongs to, "office ID" or "key Z85"
+                                            ("" before its first use) */
 } amity_spool_status_t;
 
 /*  Returns 0, AMITY_EIO. */
@@ -178,7 +205,10 @@ typedef struct {
     uint64_t resends;            /**< records the client sent again after a timeout */
     uint64_t pending;            /**< records left pending when the drain returned */
     bool busy;                   /**< another process was draining this spool */
-    char refused[AMITY_WHY_MAX]; /**< why ingest refused our messages ("" when it did not) */
+    bool not_ours;               /**< the spool belongs to another identity (refused says
+                                      which; nothing was sent) */
+    char refused[AMITY_WHY_MAX]; /**< why ingest refused our messages, or why the spool is
+                                      not ours ("" when neither) */
 } amity_spool_drain_stats_t;
 
 typedef struct {
@@ -189,7 +219,9 @@ typedef struct {
 } amity_spool_drain_cb_t;
 
 /*  Sends every pending record (and those put while it runs, by this or
- *  another process) through a client made from opts, records each verdict
+ *  another process) through a client made from opts, first checking that
+ *  the spool belongs to the identity opts sends as (recording it when the
+ *  spool has none yet: see amity_spool_claim), records each verdict
  *  durably (amity_spool_settle, in batches) and returns when nothing is
  *  pending. The records' sequence numbers are the client's tags. On any
  *  return the verdicts received so far are recorded; records without one
@@ -197,9 +229,11 @@ typedef struct {
  *  Returns 0 (the spool is empty); AMITY_EAGAIN when the client's
  *  deadline passed (nothing heard from ingest for opts->deadline_ms while
  *  records were in flight: unreachable or stalled), or when another
- *  process holds the drain lock (stats->busy); AMITY_EINVAL when ingest
- *  refused our messages (stats->refused: no office, an unregistered key;
- *  the records stay pending); AMITY_ETERM when interrupted
+ *  process holds the drain lock (stats->busy); AMITY_EINVAL when the
+ *  spool belongs to another identity (stats->not_ours, stats->refused
+ *  naming both; nothing sent) or ingest refused our messages
+ *  (stats->refused: no office, an unregistered key; the records stay
+ *  pending); AMITY_ETERM when interrupted
  *  (amity_spool_interrupt); AMITY_EIO, AMITY_ENOMEM. cb and stats may be
  *  NULL. */
 int amity_spool_drain(amity_spool_t *self, const amity_client_opts_t *opts,
