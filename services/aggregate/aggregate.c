@@ -65,6 +65,7 @@ typedef struct {
     uint64_t bad_input; /* PULL messages dropped: malformed, multi-frame, wrong type, bad office */
     uint64_t snapreqs;  /* snapshot requests served */
     uint64_t snap_errors;        /* snapshot requests refused or cut short */
+    uint64_t snap_superseded;    /* snapreqs skipped: the same peer asked again since */
     uint64_t send_errors;        /* publications that could not be sent */
     uint64_t unauthenticated;    /* apply messages from a key removed since (SIGHUP) */
     uint64_t handshake_failures; /* CURVE handshakes that failed (monitors) */
@@ -441,7 +442,7 @@ s_log_stats(aggregate_t *self, const char *when)
                    "conflicts=%llu batches=%llu records/batch=%.1f keys_written=%llu "
                    "keys_published=%llu commit_ms_avg=%.2f commit_ms_max=%.2f "
                    "failed_batches=%llu bad_input=%llu snapreqs=%llu snap_errors=%llu "
-                   "send_errors=%llu unauthenticated=%llu "
+                   "snap_superseded=%llu send_errors=%llu unauthenticated=%llu "
                    "handshake_failures=%llu zap_admitted=%llu zap_refused=%llu",
                    when, (unsigned long long)aggregate_db_seq(self->db),
                    (unsigned long long)s->applied, (unsigned long long)s->accepted,
@@ -450,8 +451,8 @@ s_log_stats(aggregate_t *self, const char *when)
                    (unsigned long long)s->keys_written, (unsigned long long)s->keys_published,
                    ms_avg, (double)s->commit_us_max / 1000.0, (unsigned long long)s->failed_batches,
                    (unsigned long long)s->bad_input, (unsigned long long)s->snapreqs,
-                   (unsigned long long)s->snap_errors, (unsigned long long)s->send_errors,
-                   (unsigned long long)s->unauthenticated,
+                   (unsigned long long)s->snap_errors, (unsigned long long)s->snap_superseded,
+                   (unsigned long long)s->send_errors, (unsigned long long)s->unauthenticated,
                    (unsigned long long)s->handshake_failures, (unsigned long long)admitted,
                    (unsigned long long)refused);
     self->logged = self->stats;
@@ -869,24 +870,10 @@ s_serve_rejects(aggregate_t *self, const amity_frame_t *env, int n_env, const am
     }
 }
 
-/*  Serves one snapshot request, if one waits. Returns 1 when one was
- *  handled, 0 when none waited, negative on a socket failure. */
-static int
-s_serve_one(aggregate_t *self)
+/*  Serves one received request f[0 .. n) (n > 0); the caller frees f. */
+static void
+s_serve_one(aggregate_t *self, amity_frame_t *f, int n)
 {
-    amity_frame_t f[3] = { { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
-    int n = amity_sock_recv_frames(self->snap, f, 3, NULL, 0);
-    if (n == 0) {
-        return 0;
-    }
-    if (n == AMITY_ETOOBIG || n == AMITY_ENOMEM) {
-        self->stats.snap_errors++;
-        amity_log_warn_rl(10, "snapshot: message dropped: %s", amity_strerror(n));
-        return 1;
-    }
-    if (n < 0) {
-        return n;
-    }
     /* [id][body] from a DEALER, [id][""][body] from a REQ-style peer */
     int n_env = n - 1;
     const amity_frame_t *body = &f[n - 1];
@@ -937,8 +924,73 @@ s_serve_one(aggregate_t *self)
                     (int)m.prefix.len, (const char *)m.prefix.ptr);
 out:
     amity_msg_clear(&m);
-    amity_frames_free(f, n);
-    return 1;
+}
+
+/*  True when f[0 .. n) is a well-formed snapreq. */
+static bool
+s_is_snapreq(const amity_frame_t *f, int n)
+{
+    if (n < 2 || (n == 3 && f[1].len != 0)) {
+        return false;
+    }
+    char why[64];
+    amity_msg_t m;
+    amity_msg_init(&m);
+    bool yes = amity_msg_decode(f[n - 1].data, f[n - 1].len, &m, why, sizeof why) == 0 &&
+               m.type == AMITY_MSG_SNAPREQ;
+    amity_msg_clear(&m);
+    return yes;
+}
+
+/*  Serves the requests waiting on the snapshot socket, up to
+ *  S_SNAPREQ_PER_RUN. A snapreq followed in the same run by another
+ *  snapreq of the same peer is skipped: a peer asks again only when it
+ *  gave up on the earlier one (notify does after 3 s without a chunk, and
+ *  then ignores its replies), and a full snapshot is seconds of work for
+ *  a store of millions of keys, which a backlog of stale requests would
+ *  repeat. Returns 0 or negative on a socket failure. */
+static int
+s_serve_snapshots(aggregate_t *self)
+{
+    amity_frame_t f[S_SNAPREQ_PER_RUN][3];
+    int n[S_SNAPREQ_PER_RUN];
+    bool snapreq[S_SNAPREQ_PER_RUN];
+    int n_req = 0, rc = 0;
+    memset(f, 0, sizeof f);
+    for (int tries = 0; tries < S_SNAPREQ_PER_RUN; tries++) {
+        int k = amity_sock_recv_frames(self->snap, f[n_req], 3, NULL, 0);
+        if (k == 0) {
+            break;
+        }
+        if (k == AMITY_ETOOBIG || k == AMITY_ENOMEM) {
+            self->stats.snap_errors++;
+            amity_log_warn_rl(10, "snapshot: message dropped: %s", amity_strerror(k));
+            continue;
+        }
+        if (k < 0) {
+            rc = k;
+            break;
+        }
+        n[n_req] = k;
+        snapreq[n_req] = s_is_snapreq(f[n_req], k);
+        n_req++;
+    }
+    for (int i = 0; i < n_req; i++) {
+        bool superseded = false;
+        for (int j = i + 1; snapreq[i] && j < n_req && !superseded; j++) {
+            superseded = snapreq[j] && f[j][0].len == f[i][0].len &&
+                         memcmp(f[j][0].data, f[i][0].data, f[i][0].len) == 0;
+        }
+        if (superseded) {
+            self->stats.snap_superseded++;
+            amity_log_debug("snapshot: a request superseded by a later one of the same peer "
+                            "skipped");
+        } else {
+            s_serve_one(self, f[i], n[i]);
+        }
+        amity_frames_free(f[i], n[i]);
+    }
+    return rc;
 }
 
 static void
@@ -1046,16 +1098,11 @@ aggregate_run(aggregate_t *self)
             s_process_auth(self);
         }
         if (!self->stopping && (self->poll[S_POLL_SNAP].revents & ZMQ_POLLIN)) {
-            for (int i = 0; i < S_SNAPREQ_PER_RUN; i++) {
-                int n = s_serve_one(self);
-                if (n <= 0) {
-                    if (n < 0) {
-                        amity_log_error("snapshot socket failed: %s", amity_strerror(n));
-                        rc = AMITY_EIO;
-                        self->failed = true;
-                    }
-                    break;
-                }
+            int n = s_serve_snapshots(self);
+            if (n < 0) {
+                amity_log_error("snapshot socket failed: %s", amity_strerror(n));
+                rc = AMITY_EIO;
+                self->failed = true;
             }
         }
         if (!self->stopping && (self->poll[S_POLL_PULL].revents & ZMQ_POLLIN)) {

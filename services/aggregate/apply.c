@@ -973,9 +973,10 @@ s_txn_apply(amity_txn_t *txn, void *arg)
         }
     }
     /* a changed finest key changes at least one published key (its own
-     * for a country, MONTH/OFFICE/KIND/all/METRIC otherwise), and back */
-    AMITY_ASSERT((n_changed > 0) == (n_pub > 0));
-    if (n_pub > 0) {
+     * for a country, MONTH/OFFICE/KIND/all/METRIC otherwise) and back,
+     * unless int64 overflow saturated some sums (logged; the totals are
+     * then no longer exact): seq moves when either did */
+    if (n_pub > 0 || n_changed > 0) {
         seq++;
         rc = s_put_u64(txn, "seq", seq);
         if (rc < 0) {

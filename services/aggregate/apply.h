@@ -65,7 +65,8 @@ typedef struct {
     size_t n_done;                 /**< items applied: items[0 .. n_done) */
     aggregate_verdict_t *verdicts; /**< n_done verdicts, parallel to the items */
     uint64_t seq;                  /**< the shard's seq after the commit */
-    size_t n_kv;                   /**< changed published totals (seq moved iff n_kv > 0) */
+    size_t n_kv;                   /**< changed published totals (seq moved if n_kv > 0, or
+                                        if n_finest > 0: after an int64 overflow) */
     amity_kv_t *kv;                /**< their new absolute values, in no particular order */
     size_t n_finest;               /**< finest totals written to LMDB */
     size_t n_accepted;             /**< verdicts accepted */

@@ -1217,6 +1217,50 @@ test_aggregate_refuses_unknown_format(void **state)
     assert_int_equal(aggregate_db_open(&fx->db, fx->dir, 0, true), 0);
 }
 
+/*  int64 overflow saturates (and is logged): sums are then no longer
+ *  exact, but nothing an office sends stops the shard. Here the finest
+ *  "-" key moves while every published key nets to 0 in saturated sums. */
+static void
+test_aggregate_overflow_does_not_stop(void **state)
+{
+    fx_t *fx = *state;
+    amity_record_t r[3];
+    for (int i = 0; i < 3; i++) {
+        memset(&r[i], 0, sizeof r[i]);
+        r[i].rev = 1;
+        r[i].kind = AMITY_KIND_RELIEF;
+        r[i].year = 2020;
+        r[i].month = 3;
+        r[i].day = 1;
+        r[i].has_amount = true;
+        r[i].amount = INT64_MAX;
+        strcpy(r[i].currency, "VND");
+    }
+    strcpy(r[0].id, "big-us");
+    strcpy(r[0].country, "US");
+    strcpy(r[1].id, "big-none");
+    r[2] = r[0];
+    r[2].rev = 2;
+    r[2].amount = 0; /* a correction to 0: the US contribution goes */
+    aggregate_item_t items[3];
+    for (int i = 0; i < 3; i++) {
+        items[i] = s_item(fx, OFFICE, (uint64_t)i, &r[i]);
+    }
+    const aggregate_result_t *res = s_apply(fx, items, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(res->verdicts[i].status, AMITY_VERDICT_ACCEPTED);
+    }
+    /* US: +MAX - MAX; "all": MAX + MAX saturates, - MAX: 0 everywhere */
+    assert_int_equal(res->n_kv, 0);
+    assert_int_equal(res->n_finest, 1); /* 2020-03/hoi-viet-my/relief/-/amount.VND */
+    assert_int_equal(aggregate_db_seq(fx->db), 1);
+    /* the shard goes on */
+    amity_record_t d;
+    s_delegation(&d, "d-1", 1, 3, 10);
+    s_apply_one(fx, OFFICE, &d, AMITY_VERDICT_ACCEPTED);
+    assert_int_equal(s_total(fx, KEY_DEL), 3);
+}
+
 /*  --check-config: what aggregate_config_check refuses, without opening
  *  the store or creating the state directory. */
 static void
@@ -1462,6 +1506,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_aggregate_no_country_marker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_migrates_format_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_refuses_unknown_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregate_overflow_does_not_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_config_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_rejects_page_scan, setup, teardown),
     };
