@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "amity/config.h"
 #include "amity/err.h"
 #include "amity/log.h"
 #include "amity/signals.h"
@@ -73,4 +74,28 @@ amity_signals_close(int *fd)
         close(*fd);
         *fd = -1;
     }
+}
+
+static void
+s_exit_now(int sig)
+{
+    (void)sig;
+    _exit(AMITY_EXIT_RUNTIME);
+}
+
+void
+amity_signals_arm_second(void)
+{
+    struct sigaction sa;
+    sigset_t set;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_exit_now;
+    (void)sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGTERM, &sa, NULL);
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGINT);
+    (void)sigaddset(&set, SIGTERM);
+    (void)sigprocmask(SIG_UNBLOCK, &set, NULL);
 }

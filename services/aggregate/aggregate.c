@@ -238,14 +238,6 @@ aggregate_config_check(const aggregate_config_t *cfg)
     return rc == 0 ? 0 : AMITY_EINVAL;
 }
 
-/*  Second stop signal: exit at once (installed after the first). */
-static void
-s_exit_now(int sig)
-{
-    (void)sig;
-    _exit(AMITY_EXIT_RUNTIME);
-}
-
 static const char *const s_sock_names[4] = { "apply", "verdicts", "totals", "snapshot" };
 
 /*  Socket k (0 apply .. 3 snapshot) bound at its endpoint; with keys a
@@ -1018,17 +1010,7 @@ s_on_signal(aggregate_t *self)
         self->stopping = true;
         /* from now on a second INT/TERM ends the process at once, even
          * while the last commit or zmq_ctx_term runs */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = s_exit_now;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGINT);
-        sigaddset(&set, SIGTERM);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        amity_signals_arm_second();
     }
 }
 

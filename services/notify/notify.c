@@ -475,6 +475,7 @@ s_on_signal(notify_t *self)
         } else {
             amity_log_info("%s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
             self->stopping = true;
+            amity_signals_arm_second();
         }
     }
 }

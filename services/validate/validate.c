@@ -727,31 +727,6 @@ s_log_stats(validate_t *self, const char *when)
 }
 
 static void
-s_exit_now(int sig)
-{
-    (void)sig;
-    _exit(AMITY_EXIT_RUNTIME);
-}
-
-/* After the first stop signal a second one ends the process at once. */
-static void
-s_arm_second_signal(void)
-{
-    struct sigaction sa;
-    sigset_t set;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_exit_now;
-    (void)sigemptyset(&sa.sa_mask);
-    (void)sigaction(SIGINT, &sa, NULL);
-    (void)sigaction(SIGTERM, &sa, NULL);
-    (void)sigemptyset(&set);
-    (void)sigaddset(&set, SIGINT);
-    (void)sigaddset(&set, SIGTERM);
-    (void)sigprocmask(SIG_UNBLOCK, &set, NULL);
-}
-
-static void
 s_on_signal(validate_t *self, int fd)
 {
     int sig;
@@ -764,7 +739,7 @@ s_on_signal(validate_t *self, int fd)
         if (!self->stopping) {
             amity_log_info("stopping signal=%d", sig);
             self->stopping = true;
-            s_arm_second_signal();
+            amity_signals_arm_second();
         }
     }
 }

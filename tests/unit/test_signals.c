@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "amity/err.h"
@@ -82,6 +83,28 @@ test_signals_close(void **state)
     assert_int_equal(amity_signals_read(-1), AMITY_EIO);
 }
 
+/*  After amity_signals_arm_second a stop signal ends the process with 1. */
+static void
+test_signals_second_signal_exits(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = amity_signals_open();
+        if (fd < 0) {
+            _exit(3);
+        }
+        amity_signals_arm_second();
+        (void)raise(SIGTERM);
+        _exit(0); /* not reached when the handler works */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+}
+
 int
 main(void)
 {
@@ -90,6 +113,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_signals_term_and_int, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_signals_pipe_ignored, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_signals_close, s_setup, s_teardown),
+        cmocka_unit_test(test_signals_second_signal_exits),
     };
     return cmocka_run_group_tests_name("signals", tests, NULL, NULL);
 }

@@ -13,4 +13,9 @@ int amity_signals_read(int fd);
 
 void amity_signals_close(int *fd);
 
+/*  Called once a daemon starts stopping: from then on a second SIGINT or
+ *  SIGTERM ends the process at once with exit code 1, even while the last
+ *  commit or zmq_ctx_term (up to the linger time) runs outside the loop. */
+void amity_signals_arm_second(void);
+
 #endif
