@@ -52,6 +52,26 @@ typedef struct {
 int amity_dealer_recv(amity_dealer_t *d, amity_rx_t *rx);
 void amity_rx_clear(amity_rx_t *rx);
 
+/*  A request to notify answered by one or more chunks (query -> snap,
+ *  rejreq -> rejects). The driver sends the request under a fresh req id,
+ *  re-sends it (new id; chunks of an older one are ignored) when no chunk
+ *  came for silence_ms, and ends when a chunk has more=false. */
+typedef struct {
+    const char *what;           /* names the request in logs ("query for '2017/'") */
+    amity_msg_type_t reply;     /* the chunks' type */
+    int silence_ms;             /* no chunk this long: ask again */
+    void (*build)(void *arg, amity_msg_t *q);  /* fills the request; req is set after */
+    void (*reset)(void *arg);   /* drops what earlier chunks gave; before every (re)send */
+    int (*chunk)(void *arg, const amity_msg_t *m); /* 0 go on, 1 start over, < 0 fail */
+    void *arg;
+} amity_chunked_t;
+
+/*  Runs rq against notify until the last chunk or timeout_ms (< 0: 5 s).
+ *  Returns 0, AMITY_EAGAIN (timed out), AMITY_EINVAL (notify answered
+ *  `error`: logged with its reason), a chunk callback's code, AMITY_EIO. */
+int amity_request_chunks(const amity_client_opts_t *opts, const amity_chunked_t *rq,
+                         int timeout_ms);
+
 /*  Copies the endpoint option or its default. */
 const char *amity_opts_ingest(const amity_client_opts_t *opts);
 const char *amity_opts_notify(const amity_client_opts_t *opts);

@@ -1,12 +1,14 @@
 /*  query: the totals under a prefix, once, as one consistent snapshot from
  *  notify (`query` -> `snap` chunks, all at one seq). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <zmq.h>
 
 #include "amity/clock.h"
+#include "amity/keys.h"
 #include "amity/log.h"
 #include "client_int.h"
 
@@ -66,25 +68,19 @@ s_totals_add(s_totals_t *tt, const amity_kv_t *kv, size_t n)
 }
 
 int
-amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn cb, void *arg,
-            uint64_t *seq, int timeout_ms)
+amity_request_chunks(const amity_client_opts_t *opts, const amity_chunked_t *rq, int timeout_ms)
 {
     amity_dealer_t dealer;
     amity_buf_t scratch;
-    s_totals_t tt = { NULL, 0, 0 };
     amity_msg_t q;
     amity_rx_t rx;
     uint64_t req = 0;
-    uint64_t snap_seq = 0;
-    uint64_t snap_epoch = 0;
-    bool started = false; /* a chunk of the current request arrived */
-    bool sent = false;    /* the current request went out */
+    bool sent = false; /* the current request went out */
     bool done = false;
     int64_t deadline;
     int64_t last_ms = 0; /* last send or chunk */
     int rc;
 
-    AMITY_ASSERT(prefix != NULL);
     amity_buf_init(&scratch);
     rc = amity_dealer_open(&dealer, amity_opts_notify(opts), 0, opts);
     if (rc != 0) {
@@ -100,19 +96,17 @@ amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn 
             rc = AMITY_EAGAIN;
             goto out;
         }
-        if (!sent || (now - last_ms >= S_SILENCE_MS)) {
+        if (!sent || (now - last_ms >= rq->silence_ms)) {
             /* (re)send under a new request id: chunks of an older one are ignored */
             if (sent) {
-                amity_log_debug("query: no answer from notify for %d ms, asking again",
-                                S_SILENCE_MS);
+                amity_log_debug("%s: no answer from notify for %d ms, asking again", rq->what,
+                                rq->silence_ms);
             }
-            s_totals_reset(&tt);
-            started = false;
+            rq->reset(rq->arg);
             req = amity_random64();
             amity_msg_init(&q);
-            q.type = AMITY_MSG_QUERY;
+            rq->build(rq->arg, &q);
             q.req = req;
-            q.prefix = amity_view_str(prefix);
             rc = amity_dealer_send(&dealer, &q, &scratch);
             if (rc == 0) {
                 sent = true;
@@ -121,7 +115,7 @@ amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn 
                 goto out;
             }
         }
-        wait = sent ? last_ms + S_SILENCE_MS - now : S_RETRY_MS;
+        wait = sent ? last_ms + rq->silence_ms - now : S_RETRY_MS;
         if (wait > deadline - now) {
             wait = deadline - now;
         }
@@ -147,33 +141,27 @@ amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn 
                 goto out;
             }
             if (rx.msg.type == AMITY_MSG_ERROR && (rx.msg.req == req || rx.msg.req == 0)) {
-                char why[AMITY_WHY_MAX];
+                char why[AMITY_WHY_MAX * 2];
                 if (!amity_view_copy(rx.msg.why, why, sizeof(why))) {
                     strcpy(why, "(reason too long)");
                 }
-                amity_log_error("query: notify refused the query for '%s': %s", prefix, why);
+                amity_log_error("%s: notify refused it: %s", rq->what, why);
                 amity_rx_clear(&rx);
                 rc = AMITY_EINVAL;
                 goto out;
             }
-            if (rx.msg.type == AMITY_MSG_SNAP && rx.msg.req == req) {
-                if (started && (rx.msg.seq != snap_seq || rx.msg.epoch != snap_epoch)) {
-                    /* chunks of one answer share seq and epoch: start over */
-                    amity_log_warn("query: inconsistent chunks (seq %llu then %llu), asking again",
-                                   (unsigned long long)snap_seq, (unsigned long long)rx.msg.seq);
-                    sent = false;
-                    amity_rx_clear(&rx);
-                    break;
-                }
-                started = true;
-                snap_seq = rx.msg.seq;
-                snap_epoch = rx.msg.epoch;
-                last_ms = amity_clock_mono_ms();
-                rc = s_totals_add(&tt, rx.msg.kv, rx.msg.n_kv);
-                if (rc != 0) {
+            if (rx.msg.type == rq->reply && rx.msg.req == req) {
+                rc = rq->chunk(rq->arg, &rx.msg);
+                if (rc < 0) {
                     amity_rx_clear(&rx);
                     goto out;
                 }
+                if (rc == 1) {
+                    sent = false; /* start over under a new id */
+                    amity_rx_clear(&rx);
+                    break;
+                }
+                last_ms = amity_clock_mono_ms();
                 if (!rx.msg.more) {
                     done = true;
                 }
@@ -181,21 +169,87 @@ amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn 
             amity_rx_clear(&rx);
         }
     }
-    amity_totals_sort(tt.t, tt.n);
-    if (seq != NULL) {
-        *seq = snap_seq;
-    }
     rc = 0;
-    for (size_t i = 0; cb != NULL && i < tt.n; i++) {
-        rc = cb(arg, &tt.t[i]);
-        if (rc != 0) {
-            break;
-        }
-    }
 
 out:
-    s_totals_free(&tt);
     amity_buf_clear(&scratch);
     amity_dealer_close(&dealer);
+    return rc;
+}
+
+/* A query in progress: its prefix and the chunks gathered so far. */
+typedef struct {
+    const char *prefix; /* asked for */
+    s_totals_t tt;      /* gathered totals */
+    bool started;       /* a chunk of the current request arrived */
+    uint64_t seq;       /* the chunks' seq */
+    uint64_t epoch;     /* and notify's epoch */
+} s_query_t;
+
+static void
+s_query_build(void *arg, amity_msg_t *q)
+{
+    const s_query_t *self = arg;
+    q->type = AMITY_MSG_QUERY;
+    q->prefix = amity_view_str(self->prefix);
+}
+
+static void
+s_query_reset(void *arg)
+{
+    s_query_t *self = arg;
+    s_totals_reset(&self->tt);
+    self->started = false;
+}
+
+static int
+s_query_chunk(void *arg, const amity_msg_t *m)
+{
+    s_query_t *self = arg;
+    if (self->started && (m->seq != self->seq || m->epoch != self->epoch)) {
+        /* chunks of one answer share seq and epoch: start over */
+        amity_log_warn("query: inconsistent chunks (seq %llu then %llu), asking again",
+                       (unsigned long long)self->seq, (unsigned long long)m->seq);
+        return 1;
+    }
+    self->started = true;
+    self->seq = m->seq;
+    self->epoch = m->epoch;
+    return s_totals_add(&self->tt, m->kv, m->n_kv);
+}
+
+int
+amity_query(const amity_client_opts_t *opts, const char *prefix, amity_total_fn cb, void *arg,
+            uint64_t *seq, int timeout_ms)
+{
+    s_query_t self = { .prefix = prefix };
+    char what[AMITY_KEY_MAX + 32];
+    amity_chunked_t rq = {
+        .what = what,
+        .reply = AMITY_MSG_SNAP,
+        .silence_ms = S_SILENCE_MS,
+        .build = s_query_build,
+        .reset = s_query_reset,
+        .chunk = s_query_chunk,
+        .arg = &self,
+    };
+    int rc;
+
+    AMITY_ASSERT(prefix != NULL);
+    (void)snprintf(what, sizeof(what), "query for '%.*s'", AMITY_KEY_MAX, prefix);
+    rc = amity_request_chunks(opts, &rq, timeout_ms);
+    if (rc == 0) {
+        amity_totals_sort(self.tt.t, self.tt.n);
+        if (seq != NULL) {
+            *seq = self.seq;
+        }
+        for (size_t i = 0; cb != NULL && i < self.tt.n; i++) {
+            rc = cb(arg, &self.tt.t[i]);
+            if (rc != 0) {
+                break;
+            }
+        }
+    }
+    s_totals_free(&self.tt);
     return rc;
 }

@@ -15,7 +15,6 @@
 #include "amity/log.h"
 #include "client_int.h"
 
-#define S_RETRY_MS   25   /* a send that would block is retried after this */
 #define S_SILENCE_MS 5000 /* no chunk for this long: ask again (notify answers within 3 s) */
 
 /* One gathered record: its parts in the arena, NUL-terminated strings. */
@@ -95,115 +94,60 @@ s_list_add(s_list_t *l, const amity_msg_t *m)
     return 0;
 }
 
+/* A listing in progress. */
+typedef struct {
+    const char *office; /* NULL: every office the key may see */
+    s_list_t list;      /* gathered records */
+} s_rejects_t;
+
+static void
+s_rejects_build(void *arg, amity_msg_t *q)
+{
+    const s_rejects_t *self = arg;
+    q->type = AMITY_MSG_REJREQ;
+    if (self->office != NULL && self->office[0] != '\0') {
+        q->office = amity_view_str(self->office);
+    }
+    q->limit = AMITY_REJECTS_MAX;
+}
+
+static void
+s_rejects_reset(void *arg)
+{
+    s_rejects_t *self = arg;
+    s_list_reset(&self->list);
+}
+
+static int
+s_rejects_chunk(void *arg, const amity_msg_t *m)
+{
+    s_rejects_t *self = arg;
+    return s_list_add(&self->list, m);
+}
+
 int
 amity_rejects(const amity_client_opts_t *opts, const char *office_or_NULL, amity_reject_fn cb,
               void *arg, int timeout_ms)
 {
-    amity_dealer_t dealer;
-    amity_buf_t scratch;
-    s_list_t list;
-    amity_msg_t q;
-    amity_rx_t rx;
-    uint64_t req = 0;
-    bool sent = false; /* the current request went out */
-    bool done = false;
-    int64_t deadline;
-    int64_t last_ms = 0; /* last send or chunk */
+    s_rejects_t self;
+    amity_chunked_t rq = {
+        .what = "rejects",
+        .reply = AMITY_MSG_REJECTS,
+        .silence_ms = S_SILENCE_MS,
+        .build = s_rejects_build,
+        .reset = s_rejects_reset,
+        .chunk = s_rejects_chunk,
+        .arg = &self,
+    };
     int rc;
 
-    amity_buf_init(&scratch);
-    memset(&list, 0, sizeof(list));
-    amity_buf_init(&list.arena);
-    rc = amity_dealer_open(&dealer, amity_opts_notify(opts), 0, opts);
-    if (rc != 0) {
-        return rc;
-    }
-    deadline = amity_clock_mono_ms() + (timeout_ms < 0 ? 5000 : timeout_ms);
-    while (!done) {
-        int64_t now = amity_clock_mono_ms();
-        int64_t wait;
-        zmq_pollitem_t item;
-
-        if (now >= deadline) {
-            rc = AMITY_EAGAIN;
-            goto out;
-        }
-        if (!sent || now - last_ms >= S_SILENCE_MS) {
-            /* (re)send under a new request id: chunks of an older one are ignored */
-            if (sent) {
-                amity_log_debug("rejects: no answer from notify for %d ms, asking again",
-                                S_SILENCE_MS);
-            }
-            s_list_reset(&list);
-            req = amity_random64();
-            amity_msg_init(&q);
-            q.type = AMITY_MSG_REJREQ;
-            q.req = req;
-            if (office_or_NULL != NULL && office_or_NULL[0] != '\0') {
-                q.office = amity_view_str(office_or_NULL);
-            }
-            q.limit = AMITY_REJECTS_MAX;
-            rc = amity_dealer_send(&dealer, &q, &scratch);
-            if (rc == 0) {
-                sent = true;
-                last_ms = now;
-            } else if (rc != AMITY_EAGAIN) {
-                goto out;
-            }
-        }
-        wait = sent ? last_ms + S_SILENCE_MS - now : S_RETRY_MS;
-        if (wait > deadline - now) {
-            wait = deadline - now;
-        }
-        if (wait < 1) {
-            wait = 1;
-        }
-        item.socket = dealer.sock;
-        item.fd = 0;
-        item.events = ZMQ_POLLIN;
-        item.revents = 0;
-        if (zmq_poll(&item, 1, (long)wait) < 0) {
-            if (zmq_errno() == EINTR) {
-                continue;
-            }
-            rc = AMITY_EIO;
-            goto out;
-        }
-        while (!done && (rc = amity_dealer_recv(&dealer, &rx)) != 0) {
-            if (rc == AMITY_EPROTO) {
-                continue;
-            }
-            if (rc < 0) {
-                goto out;
-            }
-            if (rx.msg.type == AMITY_MSG_ERROR && (rx.msg.req == req || rx.msg.req == 0)) {
-                char why[AMITY_WHY_MAX * 2];
-                if (!amity_view_copy(rx.msg.why, why, sizeof(why))) {
-                    strcpy(why, "(reason too long)");
-                }
-                amity_log_error("rejects: notify refused the listing: %s", why);
-                amity_rx_clear(&rx);
-                rc = AMITY_EINVAL;
-                goto out;
-            }
-            if (rx.msg.type == AMITY_MSG_REJECTS && rx.msg.req == req) {
-                last_ms = amity_clock_mono_ms();
-                rc = s_list_add(&list, &rx.msg);
-                if (rc != 0) {
-                    amity_rx_clear(&rx);
-                    goto out;
-                }
-                if (!rx.msg.more) {
-                    done = true;
-                }
-            }
-            amity_rx_clear(&rx);
-        }
-    }
-    rc = 0;
-    for (size_t i = 0; cb != NULL && i < list.n; i++) {
-        const s_item_t *it = &list.items[i];
-        const char *base = (const char *)list.arena.data;
+    memset(&self, 0, sizeof(self));
+    self.office = office_or_NULL;
+    amity_buf_init(&self.list.arena);
+    rc = amity_request_chunks(opts, &rq, timeout_ms);
+    for (size_t i = 0; rc == 0 && cb != NULL && i < self.list.n; i++) {
+        const s_item_t *it = &self.list.items[i];
+        const char *base = (const char *)self.list.arena.data;
         amity_reject_t r = {
             .office = base + it->office,
             .id = base + it->id,
@@ -213,15 +157,8 @@ amity_rejects(const amity_client_opts_t *opts, const char *office_or_NULL, amity
             .rec_len = it->rec_len,
         };
         rc = cb(arg, &r);
-        if (rc != 0) {
-            break;
-        }
     }
-
-out:
-    s_list_free(&list);
-    amity_buf_clear(&scratch);
-    amity_dealer_close(&dealer);
+    s_list_free(&self.list);
     return rc;
 }
 
