@@ -57,11 +57,11 @@ void amity_rx_clear(amity_rx_t *rx);
  *  re-sends it (new id; chunks of an older one are ignored) when no chunk
  *  came for silence_ms, and ends when a chunk has more=false. */
 typedef struct {
-    const char *what;           /* names the request in logs ("query for '2017/'") */
-    amity_msg_type_t reply;     /* the chunks' type */
-    int silence_ms;             /* no chunk this long: ask again */
-    void (*build)(void *arg, amity_msg_t *q);  /* fills the request; req is set after */
-    void (*reset)(void *arg);   /* drops what earlier chunks gave; before every (re)send */
+    const char *what;                         /* names the request in logs ("query for '2017/'") */
+    amity_msg_type_t reply;                   /* the chunks' type */
+    int silence_ms;                           /* no chunk this long: ask again */
+    void (*build)(void *arg, amity_msg_t *q); /* fills the request; req is set after */
+    void (*reset)(void *arg); /* drops what earlier chunks gave; before every (re)send */
     int (*chunk)(void *arg, const amity_msg_t *m); /* 0 go on, 1 start over, < 0 fail */
     void *arg;
 } amity_chunked_t;
