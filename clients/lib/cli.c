@@ -100,3 +100,26 @@ amity_cli_free(amity_cli_cfg_t *cfg)
         amity_config_free(&s_spec, cfg);
     }
 }
+
+bool
+amity_cli_take(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t len = strlen(name);
+
+    if (strncmp(arg, name, len) != 0) {
+        return false;
+    }
+    if (arg[len] == '=') {
+        *value = arg + len + 1;
+        return true;
+    }
+    if (arg[len] != '\0') {
+        return false;
+    }
+    *value = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (*value != NULL) {
+        (*i)++;
+    }
+    return true;
+}

@@ -34,4 +34,9 @@ amity_config_result_t amity_cli_load(const char *program, const char *summary,
                                      int *n_args);
 void amity_cli_free(amity_cli_cfg_t *cfg);
 
+/*  For a program's own flags, taken out of argv before amity_cli_load:
+ *  matches argv[*i] against --name VALUE / --name=VALUE; on a match sets
+ *  *value (NULL when the value is missing) and advances *i past it. */
+bool amity_cli_take(int argc, char **argv, int *i, const char *name, const char **value);
+
 #endif

@@ -40,31 +40,6 @@ typedef struct {
     bool json;          /* --json */
 } s_flags_t;
 
-/*  Matches argv[*i] against --name VALUE / --name=VALUE; on a match sets
- *  *value (NULL when the value is missing) and advances *i past it. */
-static bool
-s_take(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    const char *arg = argv[*i];
-    size_t len = strlen(name);
-
-    if (strncmp(arg, name, len) != 0) {
-        return false;
-    }
-    if (arg[len] == '=') {
-        *value = arg + len + 1;
-        return true;
-    }
-    if (arg[len] != '\0') {
-        return false;
-    }
-    *value = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (*value != NULL) {
-        (*i)++;
-    }
-    return true;
-}
-
 /*  Moves the report flags out of argv (compacting it, *argc updated).
  *  Returns 0, or -1 after printing a usage error. */
 static int
@@ -86,13 +61,13 @@ s_split_flags(int *argc, char **argv, s_flags_t *flags)
         } else if (!done && strcmp(argv[i], "--no-json") == 0) {
             flags->json = false;
             continue;
-        } else if (!done && s_take(*argc, argv, &i, "--period", &value)) {
+        } else if (!done && amity_cli_take(*argc, argv, &i, "--period", &value)) {
             slot = &flags->period;
             name = "--period";
-        } else if (!done && s_take(*argc, argv, &i, "--office", &value)) {
+        } else if (!done && amity_cli_take(*argc, argv, &i, "--office", &value)) {
             slot = &flags->office;
             name = "--office";
-        } else if (!done && s_take(*argc, argv, &i, "--lang", &value)) {
+        } else if (!done && amity_cli_take(*argc, argv, &i, "--lang", &value)) {
             slot = &flags->lang;
             name = "--lang";
         }

@@ -88,31 +88,6 @@ typedef struct {
     int progress;        /* --progress 1, --no-progress 0, -1: when stderr is a terminal */
 } s_flags_t;
 
-/*  Matches argv[*i] against --name VALUE / --name=VALUE; on a match sets
- *  *value (NULL when the value is missing) and advances *i past it. */
-static bool
-s_take(int argc, char **argv, int *i, const char *name, const char **value)
-{
-    const char *arg = argv[*i];
-    size_t len = strlen(name);
-
-    if (strncmp(arg, name, len) != 0) {
-        return false;
-    }
-    if (arg[len] == '=') {
-        *value = arg + len + 1;
-        return true;
-    }
-    if (arg[len] != '\0') {
-        return false;
-    }
-    *value = *i + 1 < argc ? argv[*i + 1] : NULL;
-    if (*value != NULL) {
-        (*i)++;
-    }
-    return true;
-}
-
 /*  Moves the flags out of argv (compacting it, *argc updated). Returns 0,
  *  or -1 after printing a usage error. */
 static int
@@ -134,13 +109,13 @@ s_split_flags(int *argc, char **argv, s_flags_t *flags)
         } else if (!done && strcmp(argv[i], "--no-progress") == 0) {
             flags->progress = 0;
             continue;
-        } else if (!done && s_take(*argc, argv, &i, "--format", &value)) {
+        } else if (!done && amity_cli_take(*argc, argv, &i, "--format", &value)) {
             slot = &flags->format;
             name = "--format";
-        } else if (!done && s_take(*argc, argv, &i, "--rejects", &value)) {
+        } else if (!done && amity_cli_take(*argc, argv, &i, "--rejects", &value)) {
             slot = &flags->rejects;
             name = "--rejects";
-        } else if (!done && s_take(*argc, argv, &i, "--spool", &value)) {
+        } else if (!done && amity_cli_take(*argc, argv, &i, "--spool", &value)) {
             slot = &flags->spool;
             name = "--spool";
         }
