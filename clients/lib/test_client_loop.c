@@ -573,7 +573,9 @@ test_client_loop_subscription(void **state)
 
 typedef struct {
     s_server_t srv;
-    bool refuse; /* answer with an error */
+    bool refuse;       /* answer with an error */
+    bool inconsistent; /* first answer's chunks disagree on seq */
+    uint64_t reqs[2];  /* the req ids received */
 } s_qserver_t;
 
 static void *
@@ -582,7 +584,16 @@ s_qserver_main(void *arg)
     s_qserver_t *q = arg;
     s_req_t r;
 
+    if (q->inconsistent && s_server_recv(&q->srv, &r, 5000)) {
+        /* chunks of one answer at two seqs: the client must drop the
+         * first and ask again under a new req */
+        q->reqs[0] = r.msg.req;
+        s_send_snap(&q->srv, &r, r.msg.req, 41, true, "2024/all/stale/all/projects", 1, NULL, 0);
+        s_send_snap(&q->srv, &r, r.msg.req, 42, false, "2024/all/stale/US/projects", 1, NULL, 0);
+        s_req_clear(&r);
+    }
     if (s_server_recv(&q->srv, &r, 5000)) {
+        q->reqs[1] = r.msg.req;
         if (r.msg.type == AMITY_MSG_QUERY && !q->refuse) {
             s_send_snap(&q->srv, &r, r.msg.req, 42, true, "2024/all/aid_commitment/all/projects",
                         209, "2024/all/aid_commitment/all/amount.USD", 4742574200);
@@ -644,6 +655,23 @@ test_client_loop_query(void **state)
     assert_string_equal(rows.keys[1], "2024/all/aid_commitment/all/amount.USD");
     assert_int_equal(rows.vals[1], 4742574200);
     assert_string_equal(rows.keys[2], "2024/all/aid_commitment/all/projects");
+
+    /* inconsistent chunks: asked again, the stale chunk's totals dropped */
+    memset(&q, 0, sizeof(q));
+    memset(&rows, 0, sizeof(rows));
+    q.inconsistent = true;
+    s_server_open(&q.srv);
+    assert_int_equal(pthread_create(&th, NULL, s_qserver_main, &q), 0);
+    o.notify = q.srv.endpoint;
+    assert_int_equal(amity_query(&o, "2024/all/", s_on_row, &rows, &seq, 5000), 0);
+    pthread_join(th, NULL);
+    s_server_close(&q.srv);
+    assert_true(q.reqs[0] != 0 && q.reqs[1] != 0 && q.reqs[0] != q.reqs[1]);
+    assert_int_equal(seq, 42);
+    assert_int_equal(rows.n, 3);
+    for (int i = 0; i < rows.n; i++) {
+        assert_null(strstr(rows.keys[i], "stale"));
+    }
 
     /* refused */
     memset(&q, 0, sizeof(q));
